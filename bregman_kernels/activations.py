@@ -1,0 +1,109 @@
+"""Registry of the activations ρ of the Bregman activation y = ρ(x + ρ⁻¹(clamp(z, lo + eps, hi − eps))).
+
+Each entry carries its name, the range (lo, hi) of ρ, its parameter and the integer code shared by every
+backend (``csrc/bregman_math.h`` and the Triton kernels use the same codes). The scalar math itself lives once
+per language: ``backends/eager.py`` (torch ops, the reference of the contract), ``csrc/bregman_math.h`` (C++ and
+CUDA) and ``backends/triton_kernels.py``; docs/math.md derives every formula.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import struct
+from dataclasses import dataclass
+
+import torch
+
+# Codes shared with csrc/bregman_math.h (enum Act) and the Triton kernels; tests check that they agree.
+SIGMOID, TANH, SCALED_TANH, ATAN, SIN, ASINH, ISRU, SOFTPLUS, RELU = range(9)
+
+# scaled_tanh(u) = A · tanh(B · u), LeCun's constants as in bregmanet.
+SCALED_TANH_A = 1.7159
+SCALED_TANH_B = 0.6666
+# bregmanet's β for a bare "softplus".
+SOFTPLUS_DEFAULT_BETA = 1000.0
+
+_INF = math.inf
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation ρ: ``name`` (as given to :func:`get_activation`, canonical), its family ``kind``, the
+    integer ``code`` shared by all backends, the range ``(lo, hi)`` of ρ and its parameter ``param``
+    (β for softplus, 0.0 otherwise)."""
+
+    name: str
+    kind: str
+    code: int
+    lo: float
+    hi: float
+    param: float = 0.0
+
+    def bounds(self, eps: float, dtype: torch.dtype) -> tuple[float, float]:
+        """Clamp bounds (lo + eps, hi − eps) rounded once to the compute type of ``dtype`` (fp64 for fp64
+        inputs, fp32 for fp32/fp16/bf16). Infinite ends stay infinite (no clamp on that side)."""
+        return _bounds(self.lo, self.hi, float(eps), dtype == torch.float64)
+
+    def rho(self, u: torch.Tensor) -> torch.Tensor:
+        """ρ(u), evaluated stably (16-bit inputs computed in fp32)."""
+        from .backends import eager
+
+        return eager.rho(u, self.code, self.param)
+
+    def rho_inv(self, z: torch.Tensor) -> torch.Tensor:
+        """ρ⁻¹(z) for z inside (lo, hi), evaluated stably (no clamp)."""
+        from .backends import eager
+
+        return eager.rho_inv(z, self.code, self.param)
+
+    def rho_at_zero(self) -> float:
+        """ρ(0): the value bregmanet's 'option E' shortcut pads new channels with."""
+        return float(self.rho(torch.zeros((), dtype=torch.float64)))
+
+
+def _round_f32(v: float) -> float:
+    return struct.unpack("f", struct.pack("f", v))[0] if math.isfinite(v) else v
+
+
+@functools.lru_cache(maxsize=256)
+def _bounds(lo: float, hi: float, eps: float, fp64: bool) -> tuple[float, float]:
+    blo, bhi = lo + eps, hi - eps
+    if not fp64:
+        blo, bhi = _round_f32(blo), _round_f32(bhi)
+    return blo, bhi
+
+
+_FIXED = {
+    "sigmoid": (SIGMOID, 0.0, 1.0),
+    "tanh": (TANH, -1.0, 1.0),
+    "scaled_tanh": (SCALED_TANH, -SCALED_TANH_A, SCALED_TANH_A),
+    "atan": (ATAN, -math.pi / 2, math.pi / 2),
+    "sin": (SIN, -1.0, 1.0),
+    "asinh": (ASINH, -_INF, _INF),
+    "isru": (ISRU, -1.0, 1.0),
+    "relu": (RELU, 0.0, _INF),
+}
+_SOFTPLUS = re.compile(r"softplus(\d+(?:\.\d*)?(?:e[+-]?\d+)?)?")
+NAMES = (*_FIXED, "softplus", "softplus<beta>")
+
+
+@functools.lru_cache(maxsize=64)
+def get_activation(name: str | Activation) -> Activation:
+    """Registry entry for ``name``: one of sigmoid, tanh, scaled_tanh, atan, sin, asinh, isru, relu (the smooth
+    bent identity (u + √(u² + 1)) / 2, as in bregmanet), softplus (β = 1000) or softplus<β> (e.g. softplus10)."""
+    if isinstance(name, Activation):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"activation must be a string, got {type(name).__name__}")
+    if name in _FIXED:
+        code, lo, hi = _FIXED[name]
+        return Activation(name, name, code, lo, hi)
+    m = _SOFTPLUS.fullmatch(name)
+    if m:
+        beta = float(m.group(1)) if m.group(1) else SOFTPLUS_DEFAULT_BETA
+        if not (beta > 0 and math.isfinite(beta)):
+            raise ValueError(f"softplus needs a finite β > 0, got {name!r}")
+        return Activation(name, "softplus", SOFTPLUS, 0.0, _INF, beta)
+    raise ValueError(f"unknown activation {name!r}; valid: {', '.join(NAMES)}")
