@@ -77,9 +77,9 @@ def _load_triton():
         raise BackendUnavailable(f"triton is not installed ({e})") from None
     if not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
         raise BackendUnavailable("no CUDA device (set TRITON_INTERPRET=1 before importing triton to interpret)")
-    from . import triton as triton_backend
+    from . import triton_ops
 
-    return triton_backend.triton_fwd
+    return triton_ops.triton_fwd
 
 
 BACKENDS = {
