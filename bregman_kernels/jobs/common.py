@@ -1,0 +1,144 @@
+"""Helpers shared by the training jobs: seeding, devices, progress output, results files, optional plots and a
+plain minibatch SGD loop for in-memory tabular data."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global generators and return a CPU generator seeded with ``seed`` for data order."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """``"auto"`` → the current CUDA device when one exists, else CPU; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def environment() -> dict:
+    """What the numbers in a results file were measured with."""
+    env = {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+           "cpu_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name()
+    return env
+
+
+def save_json(path: str | os.PathLike, obj: dict) -> Path:
+    """Write ``obj`` as indented JSON (parent folders created, replaced atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend, or None (with a message) when matplotlib is absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: skipping plots (pip install matplotlib to get them)")
+        return None
+    return plt
+
+
+class Progress:
+    """A one-line text progress bar on a terminal; on a pipe, one line every ``every`` fraction of the work."""
+
+    def __init__(self, total: int, desc: str, stream=None, every: float = 0.1):
+        self.total, self.desc, self.stream = max(int(total), 1), desc, stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.every, self.done, self.t0, self._next = every, 0, time.perf_counter(), every
+
+    def update(self, n: int = 1, **metrics) -> None:
+        self.done += n
+        frac = self.done / self.total
+        if not self.tty and frac + 1e-12 < self._next and self.done < self.total:
+            return
+        self._next = (math.floor(frac / self.every) + 1) * self.every
+        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
+        info = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+        line = f"{self.desc} [{bar}] {self.done}/{self.total} {time.perf_counter() - self.t0:.0f}s {info}"
+        self.stream.write(("\r" + line.ljust(100)) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def call_with_backend(factory, backend: str, **kwargs):
+    """``factory(**kwargs, backend=backend)`` when it takes ``backend``; otherwise the backend is requested through
+    the ``BREGMAN_KERNELS_BACKEND`` environment variable that backend ``"auto"`` honours."""
+    if "backend" in inspect.signature(factory).parameters:
+        return factory(**kwargs, backend=backend)
+    if backend != "auto":
+        os.environ["BREGMAN_KERNELS_BACKEND"] = backend
+    return factory(**kwargs)
+
+
+def project_(model: torch.nn.Module) -> None:
+    """Re-impose the models' parameter constraints (simplex offset maps) after an optimizer step, if any."""
+    fn = getattr(model, "project_", None)
+    if callable(fn):
+        fn()
+
+
+def fit_classifier(model, x, y, *, epochs: int, lr: float, batch_size: int, generator: torch.Generator,
+                   momentum: float = 0.0, weight_decay: float = 0.0, desc: str = "train") -> list[float]:
+    """Minibatch SGD with cross-entropy on in-memory tensors (reshuffled each epoch); returns the mean training
+    loss of every epoch. The model is built once by the caller; this loop only calls it."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    n = x.shape[0]
+    steps = math.ceil(n / batch_size)
+    bar = Progress(epochs, desc)
+    losses = []
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=generator).to(x.device)
+        total = torch.zeros((), device=x.device)
+        for s in range(steps):
+            idx = perm[s * batch_size:(s + 1) * batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            project_(model)
+            total += loss.detach() * idx.numel()
+        losses.append(float(total) / n)
+        bar.update(1, loss=losses[-1])
+    bar.close()
+    return losses
+
+
+@torch.no_grad()
+def accuracy(model, x, y, batch_size: int = 4096) -> float:
+    """Fraction of rows of ``x`` whose arg-max prediction equals ``y`` (model in eval mode)."""
+    model.eval()
+    correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+                  for i in range(0, x.shape[0], batch_size))
+    return correct / max(x.shape[0], 1)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
