@@ -67,14 +67,13 @@ class Progress:
     def __init__(self, total: int, desc: str, stream=None, every: float = 0.1):
         self.total, self.desc, self.stream = max(int(total), 1), desc, stream or sys.stdout
         self.tty = self.stream.isatty()
-        self.every, self.done, self.t0, self._next = every, 0, time.perf_counter(), every
+        self.step, self.done, self.t0 = max(1, round(self.total * every)), 0, time.perf_counter()
 
     def update(self, n: int = 1, **metrics) -> None:
         self.done += n
-        frac = self.done / self.total
-        if not self.tty and frac + 1e-12 < self._next and self.done < self.total:
+        if not self.tty and self.done % self.step and self.done < self.total:
             return
-        self._next = (math.floor(frac / self.every) + 1) * self.every
+        frac = self.done / self.total
         bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
         info = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
         line = f"{self.desc} [{bar}] {self.done}/{self.total} {time.perf_counter() - self.t0:.0f}s {info}"
