@@ -234,6 +234,7 @@ def train(args, rank: int, world: int, device: torch.device) -> dict | None:
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                 "history": history, "config": dict(vars(args))})
             result = {"job": "cifar", "config": vars(args), "world_size": world, "device": str(device),
+                      "backend": common.resolved_backend(args.backend, device),
                       "environment": common.environment(), "epochs_done": epoch + 1, "test_accuracy": test_acc,
                       "best_test_accuracy": max(r["test_accuracy"] for r in history), "history": history}
             common.save_json(out / "results.json", result)

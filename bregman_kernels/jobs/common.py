@@ -38,6 +38,16 @@ def environment() -> dict:
     return env
 
 
+def resolved_backend(name: str, device: torch.device) -> str:
+    """The kernel backend that request ``name`` runs on ``device`` (or why none can)."""
+    from ..backends import resolve
+
+    try:
+        return resolve(name, torch.device(device).type)[0]
+    except Exception as e:  # noqa: BLE001  (reported in the results, raised again when a model runs)
+        return f"unavailable: {e}"
+
+
 def save_json(path: str | os.PathLike, obj: dict) -> Path:
     """Write ``obj`` as indented JSON (parent folders created, replaced atomically)."""
     path = Path(path)

@@ -123,7 +123,8 @@ def main(argv=None) -> dict:
     files = [] if args.no_plots else plot(runs, out)
     result = {"job": "digits", "config": {k: v for k, v in vars(args).items() if k != "out"},
               "train_size": int(tr.numel()), "test_size": int(te.numel()), "device": str(device),
-              "environment": common.environment(), "runs": runs, "plots": files}
+              "backend": common.resolved_backend(args.backend, device), "environment": common.environment(),
+              "runs": runs, "plots": files}
     path = common.save_json(out / "results.json", result)
     print(f"wrote {path}" + "".join(f", {out / f}" for f in files))
     return result

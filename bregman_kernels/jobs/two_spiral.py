@@ -19,7 +19,7 @@ import torch
 from . import common
 
 VALUE_RANGE = (-1.57, 1.57)
-QUICK = {"epochs": 60}
+QUICK = {"epochs": 100}
 
 
 def make_spirals(num_samples: int, generator: torch.Generator, value_range=VALUE_RANGE):
@@ -145,7 +145,8 @@ def main(argv=None) -> dict:
             models.append(model)
     files = [] if args.no_plots else plot(runs, models, x_test, y_test, out)
     result = {"job": "two_spiral", "config": {k: v for k, v in vars(args).items() if k != "out"},
-              "value_range": list(VALUE_RANGE), "device": str(device), "environment": common.environment(),
+              "value_range": list(VALUE_RANGE), "device": str(device),
+              "backend": common.resolved_backend(args.backend, device), "environment": common.environment(),
               "runs": runs, "plots": files}
     path = common.save_json(out / "results.json", result)
     print(f"wrote {path}" + "".join(f", {out / f}" for f in files))
