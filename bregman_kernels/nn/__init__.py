@@ -10,15 +10,15 @@ from .convert import from_bregmanet
 from .layers import SimplexLinear, WeightNormLinear, project_simplex
 from .mlp import BregmanMLP
 from .resnet_large import (
-                           bresnet18,
-                           bresnet34,
-                           bresnet50,
-                           bresnet101,
-                           bresnet152,
-                           bresnext50_32x4d,
-                           bresnext101_32x8d,
-                           wide_bresnet50_2,
-                           wide_bresnet101_2,
+    bresnet18,
+    bresnet34,
+    bresnet50,
+    bresnet101,
+    bresnet152,
+    bresnext50_32x4d,
+    bresnext101_32x8d,
+    wide_bresnet50_2,
+    wide_bresnet101_2,
 )
 from .resnet_small import bresnet20, bresnet32, bresnet44, bresnet56, bresnet110, bresnet1202
 
