@@ -99,7 +99,8 @@ class Progress:
 def call_with_backend(factory, backend: str, **kwargs):
     """``factory(**kwargs, backend=backend)`` when it takes ``backend``; otherwise the backend is requested through
     the ``BREGMAN_KERNELS_BACKEND`` environment variable that backend ``"auto"`` honours."""
-    if "backend" in inspect.signature(factory).parameters:
+    params = inspect.signature(factory).parameters.values()
+    if any(p.name == "backend" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return factory(**kwargs, backend=backend)
     if backend != "auto":
         os.environ["BREGMAN_KERNELS_BACKEND"] = backend
