@@ -23,7 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import common
-from .cifar_data import augment, build_network, load_cifar10, pixel_model, to_unit
+from .cifar_data import CifarMissing, augment, build_network, load_cifar10, pixel_model, to_unit
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "bregman_kernels.jobs.cifar/1"
@@ -122,6 +122,8 @@ def main(argv=None) -> dict | None:
     rank, world, device = setup_distributed(args.device)
     try:
         return train(args, rank, world, device)
+    except CifarMissing as e:
+        raise SystemExit(f"error: {e}") from None
     finally:
         if world > 1:
             dist.destroy_process_group()
@@ -134,7 +136,11 @@ def train(args, rank: int, world: int, device: torch.device) -> dict | None:
         raise ValueError(f"--batch-size {args.batch_size} is not divisible by the {world} processes")
     local_bs = args.batch_size // world
     torch.manual_seed(args.seed)
-    train_x, train_y = load_cifar10(args.data, train=True, download=args.download and rank == 0)
+    if args.download and rank == 0:
+        load_cifar10(args.data, train=True, download=True)
+    if args.download and world > 1:
+        dist.barrier()  # the other processes read what the first one downloaded
+    train_x, train_y = load_cifar10(args.data, train=True)
     test_x, test_y = load_cifar10(args.data, train=False)
     if args.limit_test_images:
         test_x, test_y = test_x[:args.limit_test_images], test_y[:args.limit_test_images]

@@ -17,7 +17,7 @@ import torch
 
 from . import common
 from .cifar import load_checkpoint
-from .cifar_data import build_network, load_cifar10, pixel_model, to_unit
+from .cifar_data import CifarMissing, build_network, load_cifar10, pixel_model, to_unit
 from .pgd import NORMS, parse_fraction, pgd
 
 
@@ -50,7 +50,10 @@ def main(argv=None) -> dict:
     net = build_network(margs["arch"], margs["version"], margs["activation"], margs["num_classes"], args.backend)
     net.load_state_dict(ckpt["model"])
     model = pixel_model(net).to(device).eval()
-    images, labels = load_cifar10(args.data, train=False)
+    try:
+        images, labels = load_cifar10(args.data, train=False)
+    except CifarMissing as e:
+        raise SystemExit(f"error: {e}") from None
     if args.limit:
         images, labels = images[:args.limit], labels[:args.limit]
     budgets = {"linf": (args.linf_eps, args.linf_step),
