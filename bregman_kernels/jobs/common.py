@@ -31,8 +31,9 @@ def pick_device(name: str) -> torch.device:
 
 def environment() -> dict:
     """What the numbers in a results file were measured with."""
-    env = {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-           "cpu_threads": torch.get_num_threads()}
+    env = {"torch": torch.__version__, "python": platform.python_version(),
+           "system": f"{platform.system()} {platform.machine()}", "cpus": os.cpu_count(),
+           "torch_threads": torch.get_num_threads()}
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name()
     return env
