@@ -4,7 +4,6 @@ Written apart from bregman_kernels' own math (no shared code): torch built-ins w
 the stable textbook form where the plain one cancels even in fp64 (softplus inverse, the bent identity for u < 0).
 """
 
-import math
 
 import torch
 import torch.nn.functional as F

@@ -39,6 +39,7 @@ def sample(name, dtype, n=1023, seed=0):
     pts = torch.tensor(_z_points(act, lo_b, hi_b), dtype=torch.float64)
     z[: pts.numel()] = pts[:n]
     x = torch.randn(n, generator=gen, dtype=torch.float64) * 1.5
-    x[pts.numel(): pts.numel() + 4] = torch.tensor([0.0, 8.0, -8.0, 1e-4], dtype=torch.float64)[: max(0, n - pts.numel())]
+    extra = torch.tensor([0.0, 8.0, -8.0, 1e-4], dtype=torch.float64)[: max(0, n - pts.numel())]
+    x[pts.numel(): pts.numel() + extra.numel()] = extra
     x[: pts.numel()] = torch.where(torch.arange(pts.numel()) % 2 == 0, 0.0, x[: pts.numel()])
     return x.to(dtype), z.to(dtype)

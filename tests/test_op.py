@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-
-import bregman_kernels as bk
 from sampling import ACTIVATIONS, DTYPES, EPS, sample
 from tolerances import check_against_oracle
+
+import bregman_kernels as bk
 
 CPU_BACKENDS = bk.available_backends("cpu")
 GPU_BACKENDS = bk.available_backends("cuda") if torch.cuda.is_available() else []

@@ -7,9 +7,8 @@ An output of dtype D may differ from the oracle by
 UNIT is the compute type's unit roundoff (fp32 for 16-bit inputs); for fp64 it is the fp64 oracle's accuracy.
 """
 
-import torch
-
 import oracle
+import torch
 
 UNIT = {torch.float64: 1e-11, torch.float32: 2.0**-24, torch.float16: 2.0**-24, torch.bfloat16: 2.0**-24}
 OUT_ULP = {torch.float64: 0.0, torch.float32: 0.0, torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8}
