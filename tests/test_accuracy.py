@@ -42,4 +42,4 @@ def test_no_worse_than_twice_pytorch(backend, device, dtype):
             e_ours = (o.double() - r)[ok].abs().max().item()
             e_torch = (t.double() - r)[ok].abs().max().item()
             allowed = 2 * e_torch + FLOOR * ULP[dtype] * r[ok].abs().max().item()
-            assert e_ours <= allowed, f"{name} {what}: ours {e_ours:.3g} vs PyTorch {e_torch:.3g} (allowed {allowed:.3g})"
+            assert e_ours <= allowed, f"{name} {what}: ours {e_ours:.3g}, PyTorch {e_torch:.3g}, allowed {allowed:.3g}"
