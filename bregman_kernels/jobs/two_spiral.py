@@ -72,7 +72,7 @@ def plot(runs, models, x_test, y_test, out, value_range=VALUE_RANGE):
     fig.tight_layout()
     fig.savefig(out / "loss.png", dpi=120)
     plt.close(fig)
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.6), squeeze=False, layout="constrained")
     for ax, r, model in zip(axes[0], runs, models, strict=True):
         xx, yy, pred = _grid_predictions(model, value_range)
         ax.contourf(xx, yy, pred, levels=[-0.5, 0.5, 1.5], colors=["#9ecae1", "#fdae6b"], alpha=0.8)
@@ -82,7 +82,6 @@ def plot(runs, models, x_test, y_test, out, value_range=VALUE_RANGE):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_aspect("equal")
-    fig.tight_layout()
     fig.savefig(out / "regions.png", dpi=120)
     plt.close(fig)
     return ["loss.png", "regions.png"]
