@@ -22,6 +22,13 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def set_threads(n: int) -> None:
+    """Use ``n`` CPU threads for torch's intra-op work (0: keep torch's default). The toy jobs' layers are a few
+    numbers wide, where extra threads only add synchronisation (on a busy 2-core machine, a 15× slowdown)."""
+    if n > 0:
+        torch.set_num_threads(n)
+
+
 def pick_device(name: str) -> torch.device:
     """``"auto"`` → the current CUDA device when one exists, else CPU; anything else is passed to torch."""
     if name == "auto":
