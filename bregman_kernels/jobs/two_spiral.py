@@ -82,7 +82,7 @@ def plot(runs, models, x_test, y_test, out, value_range=VALUE_RANGE):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_aspect("equal")
-    fig.savefig(out / "regions.png", dpi=120)
+    fig.savefig(out / "regions.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     return ["loss.png", "regions.png"]
 
