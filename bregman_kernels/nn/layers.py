@@ -66,9 +66,9 @@ class WeightNormLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         w = linear.weight.detach()
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
         self.weight_g = nn.Parameter(torch.linalg.vector_norm(w, dim=1, keepdim=True))
         self.weight_v = nn.Parameter(w.clone())
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
 
     @property
     def weight(self) -> torch.Tensor:
