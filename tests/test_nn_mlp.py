@@ -211,4 +211,11 @@ def test_activation_module():
     assert act.rho_at_zero() == pytest.approx(np.log(2) / 1000)
     with pytest.raises(ValueError):
         BregmanActivation("tanh", eps=1.5)
+    # backend "auto" under torch.compile: the backend is resolved outside the traced graph
+    tanh = BregmanActivation("tanh")
+    x, z = torch.randn(3, 4, requires_grad=True), torch.rand(3, 4) - 0.5
+    y = torch.compile(tanh, fullgraph=True, backend="aot_eager")(x, z)
+    torch.testing.assert_close(y, tanh(x, z))
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all()
     assert bnn.MLP is BregmanMLP

@@ -1,6 +1,8 @@
 """CIFAR Bregman ResNets: equivalence with bregmanet.resnet_small, documented differences, training, and the
 PyTorch features (torch.compile, autocast, checkpoint, channels_last)."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -193,3 +195,27 @@ def test_checkpoint_channels_last_autocast():
     assert yb.dtype == torch.bfloat16 and torch.isfinite(yb.float()).all()
     torch.testing.assert_close(yb.float(), y, rtol=0.1, atol=0.1 * y.abs().max().item())
     yb.float().sum().backward()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backend", ["auto", "eager"])
+def test_cuda_matches_cpu(backend):
+    model, x = _small("softplus"), torch.randn(4, 3, 8, 8)
+    y = model(x)
+    y.square().sum().backward()
+    g = _grads(model)
+    gpu = copy.deepcopy(model).cuda()
+    for m in gpu.modules():
+        if isinstance(m, bnn.BregmanActivation):
+            m.backend = backend
+    gpu.zero_grad()
+    yc = gpu(x.cuda())
+    yc.square().sum().backward()
+    torch.testing.assert_close(yc.cpu(), y, rtol=1e-4, atol=1e-4 * y.abs().max().item())
+    for a, b in zip(_grads(gpu), g, strict=True):
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-3, atol=1e-3 * b.abs().max().item())
+    with torch.autocast("cuda", dtype=torch.float16):
+        yh = gpu(x.cuda().to(memory_format=torch.channels_last))
+    assert torch.isfinite(yh).all()
+    yh.float().sum().backward()
