@@ -135,10 +135,16 @@ def test_defaults():
 
 
 @pytest.mark.parametrize("name", ["bresnet18", "bresnet50", "bresnext50_32x4d", "wide_bresnet50_2"])
-def test_tiny_forward_backward(name):
+def test_tiny_forward(name):
     torch.manual_seed(0)
     model = getattr(bnn, name)(activation="tanh", num_classes=4, backend="eager")
-    y = model(torch.randn(2, 3, 32, 32).to(memory_format=torch.channels_last))
+    x = torch.randn(2, 3, 32, 32).to(memory_format=torch.channels_last)
+    if name not in ("bresnet18", "bresnet50"):  # one backward per block kind is enough
+        with torch.no_grad():
+            y = model.eval()(x)
+        assert y.shape == (2, 4) and torch.isfinite(y).all()
+        return
+    y = model(x)
     assert y.shape == (2, 4) and torch.isfinite(y).all()
     y.sum().backward()
     assert torch.isfinite(model.conv1.weight.grad).all() and model.conv1.weight.grad.any()
