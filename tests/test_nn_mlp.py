@@ -162,6 +162,16 @@ def test_loaded_offsets_are_projected_and_multi_forward_is_safe():
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
+def test_functional_call_weight_is_used_as_given():
+    layer = SimplexLinear(3, 2)
+    w = torch.randn(2, 3, requires_grad=True)
+    x = torch.randn(4, 3)
+    y = torch.func.functional_call(layer, {"weight": w}, (x,))
+    torch.testing.assert_close(y, x @ w.T)
+    y.sum().backward()
+    assert w.grad is not None
+
+
 def test_compile_with_projection_hook():
     torch.manual_seed(0)
     model = BregmanMLP("isru", hidden_dim=[8, 6], input_dim=5, output_dim=2, backend="eager")
