@@ -22,6 +22,9 @@ SIGMOID, TANH, SCALED_TANH, ATAN, SIN, ASINH, ISRU, SOFTPLUS, RELU = range(9)
 # scaled_tanh(u) = A · tanh(B · u), LeCun's constants as in bregmanet.
 SCALED_TANH_A = 1.7159
 SCALED_TANH_B = 0.6666
+# In fp32, A − z near the bound needs A beyond fp32: A = A_HI + A_LO with A_HI = fp32(A) (A_HI − z is exact).
+SCALED_TANH_A_HI32 = struct.unpack("f", struct.pack("f", SCALED_TANH_A))[0]
+SCALED_TANH_A_LO32 = SCALED_TANH_A - SCALED_TANH_A_HI32
 # bregmanet's β for a bare "softplus".
 SOFTPLUS_DEFAULT_BETA = 1000.0
 

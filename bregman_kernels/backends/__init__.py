@@ -11,8 +11,8 @@ import functools
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -48,7 +48,6 @@ def _dispatcher_has(op_name: str, key: str) -> bool:
 
 def _load_cpp():
     from .. import ops
-
     from . import cpp
 
     cpp.load()
@@ -59,7 +58,6 @@ def _load_cpp():
 
 def _load_cuda():
     from .. import ops
-
     from . import cpp
 
     if not torch.cuda.is_available():
@@ -90,7 +88,7 @@ BACKENDS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _try_load(name: str):
     """(forward op, None) or (None, reason)."""
     try:
@@ -116,7 +114,7 @@ def available_backends(device: str | torch.device = "cpu") -> list[str]:
     return [n for n in BACKENDS if why_unavailable(n, device_type) is None]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _auto(device_type: str) -> str:
     order = AUTO_ORDER.get(device_type, ("eager",))
     reasons = []

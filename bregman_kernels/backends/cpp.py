@@ -18,13 +18,13 @@ def _import(module: str, what: str):
         raise BackendUnavailable(f"the {what} extension is not built ({e}); {_HINT}") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load():
     """Import the CPU extension (registers the CPU kernels)."""
     return _import("bregman_kernels._C", "C++ CPU")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_cuda():
     """Import the CUDA extension (registers the CUDA kernels)."""
     load()
