@@ -25,9 +25,13 @@ SOFTPLUS: tl.constexpr = tl.constexpr(7)
 RELU: tl.constexpr = tl.constexpr(8)
 
 ST_A: tl.constexpr = tl.constexpr(1.7159)  # scaled_tanh(u) = A·tanh(B·u)
+ST_A_HI: tl.constexpr = tl.constexpr(1.71589994430542)  # fp32(A); A = A_HI + A_LO (activations.py)
+ST_A_LO: tl.constexpr = tl.constexpr(5.5694580058940346e-08)
 ST_B: tl.constexpr = tl.constexpr(0.6666)
 LN2: tl.constexpr = tl.constexpr(0.6931471805599453)
 PI_2: tl.constexpr = tl.constexpr(1.5707963267948966)
+PIO2_HI32: tl.constexpr = tl.constexpr(1.5707963705062866)  # fp32(π/2)
+PIO2_LO32: tl.constexpr = tl.constexpr(-4.371139006309477e-08)  # π/2 − fp32(π/2)
 PI_4: tl.constexpr = tl.constexpr(0.7853981633974483)
 ASINH_BIG: tl.constexpr = tl.constexpr(20.0)  # eager._ASINH_BIG
 ASINH_LOG: tl.constexpr = tl.constexpr(268435456.0)  # 2^28: asinh(a) = log(2a) to within 1/(4a²) beyond
@@ -48,35 +52,93 @@ def _rsqrt(v):
 
 
 @triton.jit
+def _exp(x):
+    # fp64: the platform's exp. fp32: e^x = 2^n·e^r, n = round(x·log2 e), r = x − n·ln2 (ln2 in two parts, exact
+    # products), e^r = 1 + r + r²·P(r) (Cephes expf, < 1 ulp), 2^n applied as two exact powers of two (one rounding
+    # in the subnormal range); x clamped to [−104, 89] first (e^x is 0 below, inf above), NaN passes
+    if x.dtype == tl.float64:
+        y = tl.exp(x)
+    else:
+        xc = tl.where(x < -104.0, -104.0, tl.where(x > 89.0, 89.0, x))
+        xc = tl.where(xc != xc, 0.0, xc)
+        n = tl.floor(xc * 1.44269504088896341 + 0.5)
+        r = (xc - n * 0.693359375) - n * -2.12194440e-4
+        p = (((((1.9875691500e-4 * r + 1.3981999507e-3) * r + 8.3334519073e-3) * r + 4.1665795894e-2) * r
+              + 1.6666665459e-1) * r + 5.0000001201e-1) * (r * r) + r + 1.0
+        ni = n.to(tl.int32)
+        n1 = ni >> 1
+        # 2^k = bits (k + 127) << 23, for k = ⌊n/2⌋ and n − ⌊n/2⌋ (both within [−75, 64])
+        s1 = ((n1 + 127) << 23).to(tl.float32, bitcast=True)
+        s2 = ((ni - n1 + 127) << 23).to(tl.float32, bitcast=True)
+        y = p * s1 * s2
+        y = tl.where(x < -104.0, 0.0, tl.where(x > 89.0, float("inf"), y))
+        y = tl.where(x != x, x, y)
+    return y
+
+
+@triton.jit
+def _log(x):
+    # fp64: the platform's log. fp32 (Cephes logf, < 1 ulp): x = m·2^e, m ∈ [√½, √2) from the bits (subnormals
+    # scaled by 2^23 first), f = m − 1, log x = f − f²/2 + f³·P(f) + e·ln2 (ln2 in two parts)
+    if x.dtype == tl.float64:
+        r = tl.log(x)
+    else:
+        sub = x < 1.1754943508222875e-38
+        b = tl.where(sub, x * 8388608.0, x).to(tl.int32, bitcast=True)
+        m = ((b & 0x007FFFFF) | 0x3F000000).to(tl.float32, bitcast=True)
+        low = m < 0.7071067811865476
+        e = (((b >> 23) & 0xFF) - tl.where(low, 127, 126) - tl.where(sub, 23, 0)).to(tl.float32)
+        f = tl.where(low, m + m - 1.0, m - 1.0)
+        s = f * f
+        p = (((((((7.0376836292e-2 * f - 1.1514610310e-1) * f + 1.1676998740e-1) * f - 1.2420140846e-1) * f
+                 + 1.4249322787e-1) * f - 1.6668057665e-1) * f + 2.0000714765e-1) * f - 2.4999993993e-1) * f \
+            + 3.3333331174e-1
+        y = p * f * s + e * -2.12194440e-4 - 0.5 * s
+        r = (f + y) + e * 0.693359375
+        # log 0 = −inf, log(x < 0) = NaN, log inf = inf, NaN passes
+        r = tl.where(x == 0.0, float("-inf"), tl.where(x < 0.0, float("nan"), r))
+        r = tl.where((x == float("inf")) | (x != x), x, r)
+    return r
+
+
+@triton.jit
 def _log1p(a):
     # log1p(a) = log(u)·a/(u − 1), u = 1 + a (Goldberg: the rounding of u cancels); a when u == 1; +inf at +inf
     u = 1.0 + a
-    r = tl.where(u == 1.0, a, tl.log(u) * (a / (u - 1.0)))
+    r = tl.where(u == 1.0, a, _log(u) * (a / (u - 1.0)))
     return tl.where(u == float("inf"), u, r)
 
 
 @triton.jit
 def _expm1(a):
     # expm1(a) = (u − 1)·a/log(u), u = e^a (Kahan: the rounding of u cancels); a when u == 1, −1 when u − 1 == −1
-    u = tl.exp(a)
+    u = _exp(a)
     um1 = u - 1.0
-    r = tl.where(um1 == 0.0, a, um1 * (a / tl.log(u)))
+    r = tl.where(um1 == 0.0, a, um1 * (a / _log(u)))
     r = tl.where(um1 == -1.0, -1.0, r)
     return tl.where(u == float("inf"), u, r)
 
 
 @triton.jit
-def _tanh(u):
-    # tanh|u| = −e/(2 + e), e = expm1(−2|u|) ∈ (−1, 0]: no cancellation near 0, exact 1 at saturation
-    e = _expm1(-2.0 * tl.abs(u))
-    return _sgn(u, -e / (2.0 + e))
+def _tanh(u, FP64: tl.constexpr):
+    # tanh|u| = a + a·s·P(s), s = u², for |u| < 0.625 (Cephes tanhf; fp64: a + a·s·P(s)/Q(s));
+    # 1 − 2/(e^{2|u|} + 1) above (1 at saturation, e^{2|u|} = inf included)
+    a = tl.abs(u)
+    s = a * a
+    if FP64:
+        p = (-9.64399179425052238628e-1 * s - 9.92877231001918586564e1) * s - 1.61468768441708447952e3
+        q = ((s + 1.12811678491632931402e2) * s + 2.23548839060100448583e3) * s + 4.84406305325125486048e3
+        small = a + a * (s * p / q)
+    else:
+        small = ((((-5.70498872745e-3 * s + 2.06390887954e-2) * s - 5.37397155531e-2) * s + 1.33314422036e-1) * s
+                 - 3.33332819422e-1) * s * a + a
+    return _sgn(u, tl.where(a < 0.625, small, 1.0 - 2.0 / (_exp(2.0 * a) + 1.0)))
 
 
 @triton.jit
 def _sigmoid(u):
-    # σ(u) = 1/(1 + e) for u ≥ 0, e/(1 + e) for u < 0, e = e^{−|u|}
-    e = tl.exp(-tl.abs(u))
-    return tl.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    # σ(u) = 1/(1 + e^{−u}) as torch.sigmoid computes it (1/inf = 0 where e^{−u} overflows)
+    return 1.0 / (1.0 + _exp(-u))
 
 
 @triton.jit
@@ -88,7 +150,7 @@ def _sinh(a):
 
 @triton.jit
 def _cosh(a):
-    return 0.5 * (tl.exp(a) + tl.exp(-a))
+    return 0.5 * (_exp(a) + _exp(-a))
 
 
 @triton.jit
@@ -96,7 +158,7 @@ def _asinh(v):
     # asinh|v| = log1p(a + a²/(1 + √(1 + a²))), a = |v|;  log(a) + ln2 beyond 2^28 (a² would overflow)
     a = tl.abs(v)
     small = _log1p(a + a * a / (1.0 + tl.sqrt(1.0 + a * a)))
-    return _sgn(v, tl.where(a > ASINH_LOG, tl.log(a) + LN2, small))
+    return _sgn(v, tl.where(a > ASINH_LOG, _log(a) + LN2, small))
 
 
 @triton.jit
@@ -123,7 +185,9 @@ def _atan(v, FP64: tl.constexpr):
         r = y0 + (t * (s * p / q) + t + lowbits)
     else:
         p = ((8.05374449538e-2 * s - 1.38776856032e-1) * s + 1.99777106478e-1) * s - 3.33329491539e-1
-        r = y0 + (p * s * t + t)
+        # the low parts of π/2 (π/4) lost by the fp32 constant
+        lowbits = tl.where(big, PIO2_LO32, tl.where(mid, 0.5 * PIO2_LO32, zero))
+        r = y0 + (p * s * t + t + lowbits)
     return _sgn(v, r)
 
 
@@ -150,8 +214,20 @@ def _tan(v, FP64: tl.constexpr):
 
 @triton.jit
 def _asin(z, FP64: tl.constexpr):
-    # asin(z) = atan(z/√((1 − z)(1 + z))): exact factors near ±1, atan's condition number ≤ 1
-    return _atan(z * _rsqrt((1.0 - z) * (1.0 + z)), FP64)
+    # fp64: asin(z) = atan(z/√((1 − z)(1 + z))): exact factors near ±1, atan's condition number ≤ 1.
+    # fp32 (Cephes asinf): |z| ≤ ½: a + a·w·P(w), w = z²;  |z| > ½: π/2 − 2·asin(√w), w = (1 − |z|)/2 exact,
+    # as PIO2_HI + (PIO2_LO − 2·asin(√w)): one rounding at the end
+    if FP64:
+        r = _atan(z * _rsqrt((1.0 - z) * (1.0 + z)), FP64)
+    else:
+        a = tl.abs(z)
+        flag = a > 0.5
+        w = tl.where(flag, 0.5 * (1.0 - a), a * a)
+        t = tl.where(flag, tl.sqrt(w), a)
+        p = ((((4.2163199048e-2 * w + 2.4181311049e-2) * w + 4.5470025998e-2) * w + 7.4953002686e-2) * w
+             + 1.6666752422e-1) * w * t + t
+        r = _sgn(z, tl.where(flag, PIO2_HI32 + (PIO2_LO32 - (p + p)), p))
+    return r
 
 
 # ---- pieces shared by the activations (eager.py's helpers) -----------------------------------------------------
@@ -166,23 +242,31 @@ def _inv_hypot1(u):
 
 
 @triton.jit
-def _atanh_scaled(z, a):
-    # atanh(z/a) = ½·log1p(2|z|/(a − |z|)), odd in z
-    t = tl.abs(z)
-    return _sgn(z, 0.5 * _log1p(2.0 * t / (-t + a)))
+def _st_a_minus(t, FP64: tl.constexpr):
+    # A − t for scaled_tanh's A: plainly in fp64, (A_HI − t) + A_LO in fp32 (A_HI − t exact near the bound)
+    if FP64:
+        return -t + ST_A
+    else:
+        return (-t + ST_A_HI) + ST_A_LO
+
+
+@triton.jit
+def _atanh_scaled(z, a_minus_t):
+    # atanh(z/a) = ½·log1p(2|z|/(a − |z|)), odd in z; a_minus_t = a − |z|
+    return _sgn(z, 0.5 * _log1p(2.0 * tl.abs(z) / a_minus_t))
 
 
 @triton.jit
 def _dtanh(u, b):
     # d/du tanh(b·u) = 4t/(1 + t)², t = e^{−2b|u|}
-    t = tl.exp(tl.abs(u) * (-2.0 * b))
+    t = _exp(tl.abs(u) * (-2.0 * b))
     return 4.0 * t / ((1.0 + t) * (1.0 + t))
 
 
 @triton.jit
 def _logit(z):
     # logit(z) = log(z/(1 − z)) for z < ¼, log1p((2z − 1)/(1 − z)) above
-    return tl.where(z < 0.25, tl.log(z / (1.0 - z)), _log1p((2.0 * z - 1.0) / (1.0 - z)))
+    return tl.where(z < 0.25, _log(z / (1.0 - z)), _log1p((2.0 * z - 1.0) / (1.0 - z)))
 
 
 @triton.jit
@@ -214,9 +298,9 @@ def _inv(z, p, ACT: tl.constexpr, FP64: tl.constexpr):
     if ACT == SIGMOID:
         r = _logit(z)
     elif ACT == TANH:
-        r = _atanh_scaled(z, 1.0)
+        r = _atanh_scaled(z, 1.0 - tl.abs(z))
     elif ACT == SCALED_TANH:
-        r = _atanh_scaled(z, ST_A) / ST_B
+        r = _atanh_scaled(z, _st_a_minus(tl.abs(z), FP64)) / ST_B
     elif ACT == ATAN:
         r = _tan(z, FP64)
     elif ACT == SIN:
@@ -226,7 +310,7 @@ def _inv(z, p, ACT: tl.constexpr, FP64: tl.constexpr):
         r = z * _rsqrt(_one_minus_sq(z))
     elif ACT == SOFTPLUS:
         # log(expm1(βz))/β = z + log(−expm1(−βz))/β
-        r = z + tl.log(-_expm1(z * (-p))) / p
+        r = z + _log(-_expm1(z * (-p))) / p
     else:
         tl.static_assert(ACT == RELU)
         # inverse of the bent identity: z − 1/(4z)
@@ -239,9 +323,9 @@ def _rho(u, p, ACT: tl.constexpr, FP64: tl.constexpr):
     if ACT == SIGMOID:
         r = _sigmoid(u)
     elif ACT == TANH:
-        r = _tanh(u)
+        r = _tanh(u, FP64)
     elif ACT == SCALED_TANH:
-        r = _tanh(u * ST_B) * ST_A
+        r = _tanh(u * ST_B, FP64) * ST_A
     elif ACT == ATAN:
         r = _atan(u, FP64)
     elif ACT == SIN:
@@ -251,7 +335,7 @@ def _rho(u, p, ACT: tl.constexpr, FP64: tl.constexpr):
     elif ACT == SOFTPLUS:
         # softplus_β(u) = (max(βu, 0) + log1p(e^{−|βu|}))/β
         t = u * p
-        r = (tl.where(t < 0, 0.0, t) + _log1p(tl.exp(-tl.abs(t)))) / p
+        r = (tl.where(t < 0, 0.0, t) + _log1p(_exp(-tl.abs(t)))) / p
     else:
         tl.static_assert(ACT == RELU)
         r = _bent(u)
@@ -262,7 +346,7 @@ def _rho(u, p, ACT: tl.constexpr, FP64: tl.constexpr):
 def _drho(u, p, ACT: tl.constexpr):
     if ACT == SIGMOID:
         # σ'(u) = e^{−|u|}/(1 + e^{−|u|})²
-        e = tl.exp(-tl.abs(u))
+        e = _exp(-tl.abs(u))
         r = e / ((1.0 + e) * (1.0 + e))
     elif ACT == TANH:
         r = _dtanh(u, 1.0)
@@ -286,14 +370,15 @@ def _drho(u, p, ACT: tl.constexpr):
 
 
 @triton.jit
-def _dinv(z, inv, p, ACT: tl.constexpr):
+def _dinv(z, inv, p, ACT: tl.constexpr, FP64: tl.constexpr):
     if ACT == SIGMOID:
         r = 1.0 / (z * (1.0 - z))
     elif ACT == TANH:
         r = 1.0 / _one_minus_sq(z)
     elif ACT == SCALED_TANH:
-        a = tl.zeros_like(z) + ST_A
-        r = a / ((a - z) * ST_B * (a + z))
+        # A/(B·(A − |z|)(A + |z|))
+        t = tl.abs(z)
+        r = (tl.zeros_like(z) + ST_A) / (_st_a_minus(t, FP64) * ST_B * (t + ST_A))
     elif ACT == ATAN:
         r = 1.0 + inv * inv
     elif ACT == SIN:
@@ -318,10 +403,10 @@ def _asinh_big(x, z):
     # |z| = m > 20, s = sign(z):  u = x + sinh(z) = s·(e^m/2)·w,  w = 1 + 2·s·x·e^{−m};  L = log|u| = m − ln2 + log|w|
     m = tl.abs(z)
     s = tl.where(z < 0, -1.0, 1.0)
-    xe = tl.where(tl.abs(x) == float("inf"), x, x * tl.exp(-m))
+    xe = tl.where(tl.abs(x) == float("inf"), x, x * _exp(-m))
     w = 1.0 + 2.0 * s * xe
     su = tl.where(w < 0, -s, s)
-    L = m - LN2 + tl.log(tl.abs(w))
+    L = m - LN2 + _log(tl.abs(w))
     return m, su, L
 
 
@@ -336,7 +421,7 @@ def _asinh_fwd(x, z):
     m, su, L = _asinh_big(x, z)
     # asinh(e^L) = L + log(1 + √(1 + e^{−2L})) for L > 0, else asinh(e^L) directly
     Lp = tl.where(L < 0, 0.0, L)
-    big = su * tl.where(L > 0, L + tl.log(1.0 + tl.sqrt(1.0 + tl.exp(-2.0 * Lp))), _asinh(tl.exp(L)))
+    big = su * tl.where(L > 0, L + _log(1.0 + tl.sqrt(1.0 + _exp(-2.0 * Lp))), _asinh(_exp(L)))
     small = _asinh(x + _sinh(_asinh_small_z(z)))
     return tl.where(m > ASINH_BIG, big, small)
 
@@ -347,11 +432,11 @@ def _asinh_bwd(x, z):
     m, su, L = _asinh_big(x, z)
     Lp = tl.where(L < 0, 0.0, L)
     Ln = tl.where(L > 0, 0.0, L)
-    q = tl.exp(-2.0 * Lp)
+    q = _exp(-2.0 * Lp)
     # L > 0: ρ'(u) = e^{−L}/√(1 + e^{−2L});  cosh(z)·ρ'(u) = e^{m−ln2−L}/√(1 + e^{−2L})
     # L ≤ 0: ρ'(u) = 1/√(1 + e^{2L});         cosh(z)·ρ'(u) = e^{m−ln2}·ρ'(u)
-    d_big = tl.where(L > 0, tl.exp(-Lp) * _rsqrt(1.0 + q), _rsqrt(1.0 + tl.exp(2.0 * Ln)))
-    dz_big = tl.where(L > 0, tl.exp(m - LN2 - L) * _rsqrt(1.0 + q), tl.exp(m - LN2) * d_big)
+    d_big = tl.where(L > 0, _exp(-Lp) * _rsqrt(1.0 + q), _rsqrt(1.0 + _exp(2.0 * Ln)))
+    dz_big = tl.where(L > 0, _exp(m - LN2 - L) * _rsqrt(1.0 + q), _exp(m - LN2) * d_big)
     zs = _asinh_small_z(z)
     d_small = _inv_hypot1(x + _sinh(zs))
     dz_small = _cosh(zs) * d_small
@@ -372,19 +457,40 @@ def _load(ptr, offs, mask, FP64: tl.constexpr):
 
 
 @triton.jit
+def _store(ptr, offs, v, mask):
+    ty: tl.constexpr = ptr.dtype.element_ty
+    if ty == tl.bfloat16:
+        # fp32 → bf16 rounded to nearest even on the bits: b + 0x7FFF + (bit 16 of b), top half (the interpreter's
+        # cast truncates); NaN converted directly (its payload could carry into the sign)
+        b = v.to(tl.uint32, bitcast=True)
+        r = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+        out = tl.where(v != v, v.to(tl.bfloat16), r)
+    else:
+        out = v.to(ty)
+    tl.store(ptr + offs, out, mask=mask)
+
+
+@triton.jit
+def _bounds(z, lo, hi):
+    # the bounds as tensors of z's type: a comparison with a float constant would round the constant to fp32
+    return tl.zeros_like(z) + lo, tl.zeros_like(z) + hi
+
+
+@triton.jit
 def _fwd_block(x_ptr, z_ptr, out_ptr, n, param, lo, hi, ACT: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     x = _load(x_ptr, offs, mask, FP64)
     z = _load(z_ptr, offs, mask, FP64)
     # zc = clamp(z, lo, hi), NaN passes
+    lo, hi = _bounds(z, lo, hi)
     zc = tl.where(z < lo, lo, tl.where(z > hi, hi, z))
     if ACT == ASINH:
         y = _asinh_fwd(x, zc)
     else:
         # y = ρ(x + ρ⁻¹(zc))
         y = _rho(x + _inv(zc, param, ACT, FP64), param, ACT, FP64)
-    tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
+    _store(out_ptr, offs, y, mask)
 
 
 @triton.jit
@@ -395,6 +501,7 @@ def _bwd_block(g_ptr, x_ptr, z_ptr, gx_ptr, gz_ptr, n, param, lo, hi, ACT: tl.co
     g = _load(g_ptr, offs, mask, FP64)
     x = _load(x_ptr, offs, mask, FP64)
     z = _load(z_ptr, offs, mask, FP64)
+    lo, hi = _bounds(z, lo, hi)
     zc = tl.where(z < lo, lo, tl.where(z > hi, hi, z))
     if ACT == ASINH:
         d, dz = _asinh_bwd(x, zc)
@@ -402,14 +509,14 @@ def _bwd_block(g_ptr, x_ptr, z_ptr, gx_ptr, gz_ptr, n, param, lo, hi, ACT: tl.co
         # d = ρ'(u), dz = ρ'(u)·(ρ⁻¹)'(zc), u = x + ρ⁻¹(zc)
         inv = _inv(zc, param, ACT, FP64)
         d = _drho(x + inv, param, ACT)
-        dz = d * _dinv(zc, inv, param, ACT)
+        dz = d * _dinv(zc, inv, param, ACT, FP64)
     # exactly 0 where g == 0; the z-gradient passes for lo ≤ z ≤ hi (inclusive), NaN z passes
     zero = g == 0
     outside = (z < lo) | (z > hi)
     gx = tl.where(zero, 0.0, g * d)
     gz = tl.where(zero | outside, 0.0, g * dz)
-    tl.store(gx_ptr + offs, gx.to(gx_ptr.dtype.element_ty), mask=mask)
-    tl.store(gz_ptr + offs, gz.to(gz_ptr.dtype.element_ty), mask=mask)
+    _store(gx_ptr, offs, gx, mask)
+    _store(gz_ptr, offs, gz, mask)
 
 
 @triton.jit

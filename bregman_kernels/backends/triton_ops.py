@@ -121,3 +121,4 @@ def _triton_bwd(grad: torch.Tensor, x: torch.Tensor, z: torch.Tensor, act: int, 
 triton_fwd = torch.ops.bregman_kernels.triton_fwd.default
 triton_bwd = torch.ops.bregman_kernels.triton_bwd.default
 ops.register_autograd("bregman_kernels::triton_fwd", triton_bwd)
+ops.register_vmap(triton_fwd, triton_bwd)
