@@ -7,7 +7,6 @@ explicitly requested backend that cannot run raises with the reason.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import os
@@ -88,13 +87,17 @@ BACKENDS = {
 }
 
 
-@functools.cache
+_LOADED: dict = {}  # name -> (forward op, None) or (None, reason); plain dicts trace cleanly under torch.compile
+_AUTO: dict = {}
+
+
 def _try_load(name: str):
-    """(forward op, None) or (None, reason)."""
-    try:
-        return BACKENDS[name].load(), None
-    except (BackendUnavailable, ImportError, OSError, RuntimeError) as e:
-        return None, str(e)
+    if name not in _LOADED:
+        try:
+            _LOADED[name] = BACKENDS[name].load(), None
+        except (BackendUnavailable, ImportError, OSError, RuntimeError) as e:
+            _LOADED[name] = None, str(e)
+    return _LOADED[name]
 
 
 def why_unavailable(name: str, device_type: str) -> str | None:
@@ -114,8 +117,13 @@ def available_backends(device: str | torch.device = "cpu") -> list[str]:
     return [n for n in BACKENDS if why_unavailable(n, device_type) is None]
 
 
-@functools.cache
 def _auto(device_type: str) -> str:
+    if device_type not in _AUTO:
+        _AUTO[device_type] = _pick(device_type)
+    return _AUTO[device_type]
+
+
+def _pick(device_type: str) -> str:
     order = AUTO_ORDER.get(device_type, ("eager",))
     reasons = []
     for n in order:
