@@ -458,15 +458,14 @@ def _load(ptr, offs, mask, FP64: tl.constexpr):
 
 @triton.jit
 def _store(ptr, offs, v, mask):
-    ty: tl.constexpr = ptr.dtype.element_ty
-    if ty == tl.bfloat16:
+    if ptr.dtype.element_ty == tl.bfloat16:
         # fp32 → bf16 rounded to nearest even on the bits: b + 0x7FFF + (bit 16 of b), top half (the interpreter's
         # cast truncates); NaN converted directly (its payload could carry into the sign)
         b = v.to(tl.uint32, bitcast=True)
         r = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
         out = tl.where(v != v, v.to(tl.bfloat16), r)
     else:
-        out = v.to(ty)
+        out = v.to(ptr.dtype.element_ty)
     tl.store(ptr + offs, out, mask=mask)
 
 
