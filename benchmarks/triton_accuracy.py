@@ -143,9 +143,10 @@ def _samples(act, n, rng):
 
 
 def _relerr(got, ref):
-    # relative error, floored at fp32's smallest normal; NaN where both are NaN counts 0
-    d = (got.double() - ref).abs() / ref.abs().clamp_min(1.1754943508222875e-38)
-    d[(got.double() == ref) | (got.isnan() & ref.isnan())] = 0.0
+    # relative error; 0 where both are NaN, or where both are below fp32's smallest normal (underflow, not error)
+    tiny = 1.1754943508222875e-38
+    d = (got.double() - ref).abs() / ref.abs().clamp_min(tiny)
+    d[(got.double() == ref) | (got.isnan() & ref.isnan()) | ((ref.abs() < tiny) & (got.double().abs() < tiny))] = 0.0
     return d
 
 
