@@ -59,7 +59,7 @@ def _unary_kernel(x_ptr, out_ptr, n, FN: tl.constexpr, FP64: tl.constexpr, BLOCK
     elif FN == 9:
         y = K._atan(x, FP64)
     elif FN == 10:
-        y = K._tan(x, FP64)
+        y = K._tan(x)
     else:
         y = K._asin(x, FP64)
     tl.store(out_ptr + offs, y, mask=mask)

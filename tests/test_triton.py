@@ -70,7 +70,7 @@ def _unary(x_ptr, out_ptr, n, FN: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.co
     elif FN == 6:
         y = K._atan(x, FP64)
     elif FN == 7:
-        y = K._tan(x, FP64)
+        y = K._tan(x)
     else:
         y = K._asin(x, FP64)
     tl.store(out_ptr + offs, y, mask=mask)

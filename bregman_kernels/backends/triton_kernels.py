@@ -192,24 +192,19 @@ def _atan(v, FP64: tl.constexpr):
 
 
 @triton.jit
-def _tan(v, FP64: tl.constexpr):
+def _tan(v):
+    # in fp64 for every input type (an fp32 tan's ~2 ulp reach u = x + tan(zc) amplified where x ≈ −tan(zc)):
     # |v| > π/4: r = |v| − π/2 (π/2 in three parts: exact near the pole), tan|v| = −1/tan(r); else r = |v|;
-    # tan(r) = r + r·s·P(s), s = r² (Cephes tanf; fp64: r + r·s·P(s)/Q(s))
-    a = tl.abs(v)
+    # tan(r) = r + r·s·P(s)/Q(s), s = r² (Cephes tan)
+    a = tl.abs(v.to(tl.float64))
     j = tl.where(a > PI_4, 2.0, tl.zeros_like(a))
-    if FP64:
-        r = ((a - j * 7.853981554508209228515625e-1) - j * 7.94662735614792836714e-9) - j * 3.06161699786838294307e-17
-        s = r * r
-        p = (-1.30936939181383777646e4 * s + 1.15351664838587416140e6) * s - 1.79565251976484877988e7
-        q = (((s + 1.36812963470692954678e4) * s - 1.32089234440210967447e6) * s + 2.50083801823357915839e7) * s \
-            - 5.38695755929454629881e7
-        t = r + r * (s * p / q)
-    else:
-        r = ((a - j * 0.78515625) - j * 2.4187564849853515625e-4) - j * 3.77489497744594108e-8
-        s = r * r
-        t = (((((9.38540185543e-3 * s + 3.11992232697e-3) * s + 2.44301354525e-2) * s + 5.34112807005e-2) * s
-              + 1.33387994085e-1) * s + 3.33331568548e-1) * s * r + r
-    return _sgn(v, tl.where(j > 0, -1.0 / t, t))
+    r = ((a - j * 7.853981554508209228515625e-1) - j * 7.94662735614792836714e-9) - j * 3.06161699786838294307e-17
+    s = r * r
+    p = (-1.30936939181383777646e4 * s + 1.15351664838587416140e6) * s - 1.79565251976484877988e7
+    q = (((s + 1.36812963470692954678e4) * s - 1.32089234440210967447e6) * s + 2.50083801823357915839e7) * s \
+        - 5.38695755929454629881e7
+    t = r + r * (s * p / q)
+    return _sgn(v, tl.where(j > 0, -1.0 / t, t)).to(v.dtype)
 
 
 @triton.jit
@@ -302,7 +297,7 @@ def _inv(z, p, ACT: tl.constexpr, FP64: tl.constexpr):
     elif ACT == SCALED_TANH:
         r = _atanh_scaled(z, _st_a_minus(tl.abs(z), FP64)) / ST_B
     elif ACT == ATAN:
-        r = _tan(z, FP64)
+        r = _tan(z)
     elif ACT == SIN:
         r = _asin(z, FP64)
     elif ACT == ISRU:
