@@ -27,7 +27,7 @@ import triton.language as tl  # noqa: E402
 
 import bregman_kernels as bk  # noqa: E402
 from bregman_kernels.backends import eager, triton_ops  # noqa: E402
-from bregman_kernels.backends import triton_kernels as K  # noqa: E402
+from bregman_kernels.backends import triton_math as M  # noqa: E402
 
 mpmath.mp.dps = 50
 FUNCS = ["exp", "log", "log1p", "expm1", "tanh", "sigmoid", "sinh", "cosh", "asinh", "atan", "tan", "asin"]
@@ -39,29 +39,29 @@ def _unary_kernel(x_ptr, out_ptr, n, FN: tl.constexpr, FP64: tl.constexpr, BLOCK
     mask = offs < n
     x = tl.load(x_ptr + offs, mask=mask, other=0.5)
     if FN == 0:
-        y = K._exp(x)
+        y = M.exp(x)
     elif FN == 1:
-        y = K._log(x)
+        y = M.log(x)
     elif FN == 2:
-        y = K._log1p(x)
+        y = M.log1p(x)
     elif FN == 3:
-        y = K._expm1(x)
+        y = M.expm1(x)
     elif FN == 4:
-        y = K._tanh(x, FP64)
+        y = M.tanh(x, FP64)
     elif FN == 5:
-        y = K._sigmoid(x)
+        y = M.sigmoid(x)
     elif FN == 6:
-        y = K._sinh(x)
+        y = M.sinh(x)
     elif FN == 7:
-        y = K._cosh(x)
+        y = M.cosh(x)
     elif FN == 8:
-        y = K._asinh(x)
+        y = M.asinh(x)
     elif FN == 9:
-        y = K._atan(x, FP64)
+        y = M.atan(x, FP64)
     elif FN == 10:
-        y = K._tan(x)
+        y = M.tan(x)
     else:
-        y = K._asin(x, FP64)
+        y = M.asin(x, FP64)
     tl.store(out_ptr + offs, y, mask=mask)
 
 

@@ -26,6 +26,7 @@ import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
 from bregman_kernels.backends import triton_kernels as K  # noqa: E402
+from bregman_kernels.backends import triton_math as M  # noqa: E402
 from bregman_kernels.backends import triton_ops as T  # noqa: E402
 
 GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -56,23 +57,23 @@ def _unary(x_ptr, out_ptr, n, FN: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.co
     mask = offs < n
     x = tl.load(x_ptr + offs, mask=mask, other=0.5)
     if FN == 0:
-        y = K._exp(x)
+        y = M.exp(x)
     elif FN == 1:
-        y = K._log(x)
+        y = M.log(x)
     elif FN == 2:
-        y = K._log1p(x)
+        y = M.log1p(x)
     elif FN == 3:
-        y = K._expm1(x)
+        y = M.expm1(x)
     elif FN == 4:
-        y = K._tanh(x, FP64)
+        y = M.tanh(x, FP64)
     elif FN == 5:
-        y = K._asinh(x)
+        y = M.asinh(x)
     elif FN == 6:
-        y = K._atan(x, FP64)
+        y = M.atan(x, FP64)
     elif FN == 7:
-        y = K._tan(x)
+        y = M.tan(x)
     else:
-        y = K._asin(x, FP64)
+        y = M.asin(x, FP64)
     tl.store(out_ptr + offs, y, mask=mask)
 
 
