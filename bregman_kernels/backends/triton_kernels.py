@@ -11,7 +11,24 @@ written with comparisons and ``tl.where`` (tl.minimum/tl.maximum would turn NaN 
 import triton
 import triton.language as tl
 
-from .triton_math import LN2, asin, asinh, atan, cosh, exp, expm1, log, log1p, rsqrt, sgn, sigmoid, sinh, tan, tanh
+from .triton_math import (
+    LN2,
+    asin,
+    asinh,
+    atan,
+    cosh,
+    exp,
+    expm1,
+    log,
+    log1p,
+    rsqrt,
+    sgn,
+    sigmoid,
+    sinh,
+    sqrt,
+    tan,
+    tanh,
+)
 
 # Activation codes (activations.py); tests check that they agree.
 SIGMOID: tl.constexpr = tl.constexpr(0)
@@ -222,7 +239,7 @@ def _asinh_fwd(x, z):
     m, su, L = _asinh_big(x, z)
     # asinh(e^L) = L + log(1 + √(1 + e^{−2L})) for L > 0, else asinh(e^L) directly
     Lp = tl.where(L < 0, 0.0, L)
-    big = su * tl.where(L > 0, L + log(1.0 + tl.sqrt(1.0 + exp(-2.0 * Lp))), asinh(exp(L)))
+    big = su * tl.where(L > 0, L + log(1.0 + sqrt(1.0 + exp(-2.0 * Lp))), asinh(exp(L)))
     small = asinh(x + sinh(_asinh_small_z(z)))
     return tl.where(m > ASINH_BIG, big, small)
 

@@ -26,8 +26,18 @@ def sgn(v, r):
 
 
 @triton.jit
+def sqrt(v):
+    # correctly rounded square root (fp32 tl.sqrt is an approximation on NVIDIA GPUs; fp64's is exact)
+    if v.dtype == tl.float64:
+        r = tl.sqrt(v)
+    else:
+        r = tl.sqrt_rn(v)
+    return r
+
+
+@triton.jit
 def rsqrt(v):
-    return 1.0 / tl.sqrt(v)
+    return 1.0 / sqrt(v)
 
 
 @triton.jit
@@ -136,7 +146,7 @@ def cosh(a):
 def asinh(v):
     # asinh|v| = log1p(a + a²/(1 + √(1 + a²))), a = |v|;  log(a) + ln2 beyond 2^28 (a² would overflow)
     a = tl.abs(v)
-    small = log1p(a + a * a / (1.0 + tl.sqrt(1.0 + a * a)))
+    small = log1p(a + a * a / (1.0 + sqrt(1.0 + a * a)))
     return sgn(v, tl.where(a > ASINH_LOG, log(a) + LN2, small))
 
 
@@ -197,7 +207,7 @@ def asin(z, FP64: tl.constexpr):
         a = tl.abs(z)
         flag = a > 0.5
         w = tl.where(flag, 0.5 * (1.0 - a), a * a)
-        t = tl.where(flag, tl.sqrt(w), a)
+        t = tl.where(flag, sqrt(w), a)
         p = ((((4.2163199048e-2 * w + 2.4181311049e-2) * w + 4.5470025998e-2) * w + 7.4953002686e-2) * w
              + 1.6666752422e-1) * w * t + t
         r = sgn(z, tl.where(flag, PIO2_HI32 + (PIO2_LO32 - (p + p)), p))
