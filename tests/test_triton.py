@@ -102,9 +102,10 @@ _ELEMENTARY = {  # name: (code, reference, samples)
                                                  1 - torch.exp(torch.empty(300, dtype=torch.float64)
                                                                .uniform_(-11.5, 0, generator=g))])),
 }
-# max error in ulps of the dtype (measured: fp32 ≤ 2.4, fp64 ≤ 2.1 against 50 digits; docs/triton_accuracy.md);
-# the fp64 bound leaves room for the fp64 reference's own ~1 ulp
-ULP_BOUND = {torch.float32: 3.0, torch.float64: 4.0}
+# max error in ulps of the dtype (interpreter, measured: fp32 ≤ 2.3, fp64 ≤ 2.8 against 50 digits,
+# docs/triton_accuracy.md); the fp64 bound leaves room for the fp64 reference's own ~1 ulp. On a GPU, fp32 division
+# is div.full (≤ 2 ulp where the interpreter's is exact): two more ulps there, until measured
+ULP_BOUND = {torch.float32: 3.0 if T.INTERPRETED else 5.0, torch.float64: 4.0}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
