@@ -162,6 +162,14 @@ def test_cifar_resume_rejects_another_model(cifar_dir, cifar_run):
         cifar.main(_cifar_args(cifar_dir, out, 2, "--resume", "--activation", "tanh"))
 
 
+def test_cifar_bf16_channels_last(cifar_dir, tmp_path):
+    res = cifar.main(_cifar_args(cifar_dir, tmp_path, 1, "--amp", "bf16", "--channels-last", "--limit-train-batches",
+                                 "1", "--limit-test-images", "4"))
+    row = res["history"][0]
+    assert np.isfinite(row["train_loss"]) and row["test_images"] == 4
+    assert res["config"]["amp"] == "bf16"
+
+
 def test_cifar_torchrun_two_processes_gloo(cifar_dir, tmp_path):
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path)
