@@ -76,6 +76,7 @@ struct Ops<at::vec::Vectorized<T>> {
 }  // namespace BM_CAPABILITY
 }  // namespace bregman_math
 
+#ifndef BM_VEC_OPS_ONLY  // set by files that need only Ops<Vectorized<T>> (csrc/fused_mlp)
 namespace bregman_kernels::cpu {
 inline namespace BM_CAPABILITY {
 
@@ -128,3 +129,4 @@ const KernelTable* BM_TABLE_FN() {
 }
 
 }  // namespace bregman_kernels::cpu
+#endif  // BM_VEC_OPS_ONLY

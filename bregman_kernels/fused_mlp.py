@@ -1,0 +1,184 @@
+"""Whole-network fused hidden stack of narrow Bregman MLPs: every hidden layer in one kernel forward and one
+kernel backward, over tiles of samples.
+
+Hidden layer l maps h_l (width n_l) to h_{l+1} (width n_{l+1}), a = W_l h_l + b_l (as :class:`BregmanMLP`):
+    bregman:   h_{l+1} = ρ(a + ρ⁻¹(clamp(R_l h_l, lo + eps, hi − eps)))    (R_l = identity when absent)
+    euclidean: h_{l+1} = ρ(a + R_l h_l)
+    standard:  h_{l+1} = ρ(a)
+The ops (schemas below, one family per implementation):
+    bregman_kernels::{family}_fwd(x, weights, biases, offsets, mode, act, param, lo, hi) -> (h_L, hs)
+    bregman_kernels::{family}_bwd(grad, x, hs, weights, biases, offsets, mode, act, param, lo, hi)
+        -> (grad_x, grad_weights, grad_biases, grad_offsets)
+x is (batch, n_0); offsets[l] is an empty tensor for an identity offset; hs (n_1 + … + n_{L−1}, batch) holds the
+hidden states h_1 … h_{L−1} feature-major: the forward keeps them (batch × Σ widths values, what the layer-by-layer
+path's autograd keeps several times over) and the backward recomputes a and z from them (one more multiply-add
+per weight, cheaper than storing a, z and the activation's derivatives). act is the registry code, or PLAIN_RELU
+for the true ReLU of the non-Bregman versions. Families: "mlp" (C++: CPU kernels in csrc/fused_mlp) and
+"mlp_triton" (Triton, GPU; CPU tensors under TRITON_INTERPRET=1; fused_mlp_triton.py).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import ops
+from .activations import get_activation
+
+MAX_WIDTH = 32  # widest hidden layer the fused path takes (wider layers: matrix products win, see README)
+MODES = {"standard": 0, "bregman": 1, "euclidean": 2}
+PLAIN_RELU = 9
+
+FWD_SCHEMA = ("(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] offsets, int mode, int act, float param, "
+              "float lo, float hi) -> (Tensor, Tensor)")
+BWD_SCHEMA = ("(Tensor grad, Tensor x, Tensor hs, Tensor[] weights, Tensor[] biases, Tensor[] offsets, int mode, "
+              "int act, float param, float lo, float hi) -> (Tensor, Tensor[], Tensor[], Tensor[])")
+
+
+def _fake_fwd(x, weights, biases, offsets, mode, act, param, lo, hi):
+    rows = sum(w.shape[1] for w in weights[1:])
+    return x.new_empty(x.shape[0], weights[-1].shape[0]), x.new_empty(rows, x.shape[0])
+
+
+def _fake_bwd(grad, x, hs, weights, biases, offsets, mode, act, param, lo, hi):
+    return (x.new_empty(x.shape), [w.new_empty(w.shape) for w in weights], [b.new_empty(b.shape) for b in biases],
+            [r.new_empty(r.shape) for r in offsets])
+
+
+def _setup_context(ctx, inputs, output):
+    x, weights, biases, offsets, *args = inputs
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(x, output[1], *weights, *biases, *offsets)
+    ctx.num_layers = len(weights)
+    ctx.args = tuple(args)
+
+
+def register_autograd(fwd_name: str, bwd_op) -> None:
+    """Autograd of ``fwd_name`` through the backward op ``bwd_op`` (an op itself: compile-safe)."""
+
+    def backward(ctx, grad, _grad_hs):
+        x, hs, *params = ctx.saved_tensors
+        n = ctx.num_layers
+        weights, biases, offsets = params[:n], params[n:2 * n], params[2 * n:]
+        gx, gw, gb, gr = bwd_op(grad, x, hs, weights, biases, offsets, *ctx.args)
+        gr = [g if r.numel() else None for g, r in zip(gr, offsets, strict=True)]
+        return gx if ctx.needs_input_grad[0] else None, gw, gb, gr, None, None, None, None, None
+
+    torch.library.register_autograd(fwd_name, backward, setup_context=_setup_context)
+
+
+def define_family(family: str, define: bool = True) -> tuple:
+    """Schemas (unless ``define`` is False: defined elsewhere, e.g. by triton_op), fakes and autograd of one
+    family; returns the (fwd, bwd) op handles."""
+    fwd_name, bwd_name = f"{ops.NAMESPACE}::{family}_fwd", f"{ops.NAMESPACE}::{family}_bwd"
+    if define:
+        torch.library.define(fwd_name, FWD_SCHEMA)
+        torch.library.define(bwd_name, BWD_SCHEMA)
+        torch.library.register_fake(fwd_name)(_fake_fwd)
+        torch.library.register_fake(bwd_name)(_fake_bwd)
+    ns = getattr(torch.ops, ops.NAMESPACE)
+    fwd, bwd = getattr(ns, f"{family}_fwd").default, getattr(ns, f"{family}_bwd").default
+    register_autograd(fwd_name, bwd)
+    return fwd, bwd
+
+
+# Kernels come from the C++ extension (csrc/fused_mlp), registered for the CPU dispatch key when it loads.
+mlp_fwd, mlp_bwd = define_family("mlp")
+
+_AVAILABLE: dict = {}  # device type -> (fwd op or None, reason); a plain dict traces cleanly
+
+
+def _load(device_type: str):
+    if device_type == "cpu":
+        from .backends import cpp
+
+        try:
+            cpp.load()
+        except RuntimeError as e:
+            return None, str(e)
+        if not torch._C._dispatch_has_kernel_for_dispatch_key("bregman_kernels::mlp_fwd", "CPU"):
+            return None, "the C++ extension has no fused MLP kernel (rebuild it)"
+        return mlp_fwd, None
+    if device_type == "cuda":
+        try:
+            from . import fused_mlp_triton
+        except ImportError as e:
+            return None, f"triton is not available ({e})"
+        return fused_mlp_triton.mlp_triton_fwd, None
+    return None, f"no fused MLP kernel for {device_type} tensors"
+
+
+@torch.compiler.assume_constant_result
+def _why_no_kernel(device_type: str) -> str:
+    """'' when a fused MLP kernel serves ``device_type``, else why not (resolved once, outside traced graphs)."""
+    if device_type not in _AVAILABLE:
+        _AVAILABLE[device_type] = _load(device_type)
+    return _AVAILABLE[device_type][1] or ""
+
+
+def why_not_fused(model, x: torch.Tensor) -> str | None:
+    """None when the fused path can run ``model``'s hidden layers on ``x``, else the reason."""
+    widths = model.num_neurons
+    if max(widths) > MAX_WIDTH:
+        return f"a hidden layer is wider than {MAX_WIDTH}"
+    if x.dtype not in (torch.float32, torch.float64):
+        return f"dtype {x.dtype} (the fused MLP computes fp32 or fp64)"
+    if x.dim() == 0 or x.shape[-1] != model.lin[0].in_features:
+        return "x does not end in the input width"
+    if torch.is_autocast_enabled(x.device.type):
+        return "autocast is enabled"
+    for lin in model.lin:
+        if lin.bias is None or lin.bias.dtype != x.dtype or lin.bias.device != x.device:
+            return "a hidden layer's parameters are not of x's dtype and device (or have no bias)"
+    why = _why_no_kernel(x.device.type)
+    return why or None
+
+
+def _activation_args(model, dtype: torch.dtype) -> tuple:
+    """(mode, act code, param, lo, hi) of ``model``'s hidden units."""
+    mode = MODES[model.version]
+    a = model.activation
+    act = get_activation(a.act)
+    if model.version == "bregman":
+        lo, hi = act.bounds(a.eps, dtype)
+        return mode, act.code, act.param, lo, hi
+    return mode, PLAIN_RELU if getattr(a, "relu", False) else act.code, act.param, 0.0, 0.0
+
+
+def hidden(model, x: torch.Tensor) -> torch.Tensor:
+    """h_L of ``model`` (a :class:`bregman_kernels.nn.BregmanMLP`) for ``x`` (..., n_0) through the fused ops: the
+    output of its hidden stack, before ``model.output``. Autograd reaches every weight, bias and offset map."""
+    from .nn.layers import SimplexLinear
+
+    empty = x.new_empty(0)
+    offsets = []
+    for r in model.reparametrization:
+        if isinstance(r, SimplexLinear):
+            if not torch.compiler.is_compiling() and r.weight._version != r._seen:
+                r.project_()  # as SimplexLinear.forward: the map in use is on the simplex
+            offsets.append(r.weight)
+        else:
+            offsets.append(empty)
+    weights = [lin.weight for lin in model.lin]
+    biases = [lin.bias for lin in model.lin]
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    _why_no_kernel(x.device.type)
+    fwd = _AVAILABLE[x.device.type][0]
+    out, _ = fwd(x2, weights, biases, offsets, *_activation_args(model, x.dtype))
+    return out.reshape(*lead, out.shape[-1])
+
+
+def use_fused(model, x: torch.Tensor) -> bool:
+    """Whether ``model.forward`` takes the fused path: ``model.fused`` True (raises when it cannot), "auto" (when
+    the shapes qualify and the model's elementwise backend is "auto") or False."""
+    flag = getattr(model, "fused", "auto")
+    if flag is False:
+        return False
+    why = why_not_fused(model, x)
+    if flag is True:
+        if why is not None:
+            raise RuntimeError(f"fused=True but the fused MLP cannot run: {why}")
+        return True
+    if flag != "auto":
+        raise ValueError(f"fused must be True, False or 'auto', got {flag!r}")
+    return why is None and getattr(model.activation, "backend", "auto") == "auto"

@@ -1,0 +1,211 @@
+// CPU implementations of bregman_kernels::mlp_fwd / mlp_bwd (schemas defined in Python, bregman_kernels/fused_mlp.py):
+// all hidden layers of a narrow MLP in one pass forward and one pass backward over tiles of samples
+// (mlp_vec.h). Threads: at::parallel_for over tiles; the backward gives each thread chunk its own gradient
+// accumulator and sums the chunks in a fixed order.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "mlp_kernels.h"
+
+namespace bregman_kernels::mlp {
+namespace {
+
+constexpr int64_t kGrainWork = 1 << 15;  // ≈ flops per parallel task
+
+bool cpu_has(const std::string& isa) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  if (isa == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == "avx512")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+#endif
+  return isa == "default";
+}
+
+int rank(const std::string& isa) { return isa.rfind("avx512", 0) == 0 ? 2 : isa == "avx2" ? 1 : 0; }
+
+// The best compiled table this CPU runs, capped by ATen's capability and BREGMAN_KERNELS_CPU_CAPABILITY.
+const Table* pick_table() {
+  std::string aten = at::get_cpu_capability();
+  for (auto& ch : aten) ch = static_cast<char>(std::tolower(ch));
+  int cap = rank(aten);
+  if (const char* env = std::getenv("BREGMAN_KERNELS_CPU_CAPABILITY")) cap = std::min(cap, rank(env));
+  for (const Table* t : {table_avx512(), table_avx2(), table_default()})
+    if (t != nullptr && cpu_has(t->name) && rank(t->name) <= cap) return t;
+  return table_default();
+}
+
+const Table* table() {
+  static const Table* t = pick_table();
+  return t;
+}
+
+// Validated network description: contiguous parameters (kept alive here), layer table, sizes.
+template <class T>
+struct Plan {
+  std::vector<at::Tensor> keep;
+  std::vector<Layer<T>> layers;
+  Net<T> net{};
+  int64_t hs_rows = 0, acc_size = 0, work = 0;  // rows of the saved state, accumulator length, flops per sample
+};
+
+template <class T>
+Plan<T> plan(const char* op, const at::Tensor& x, at::TensorList w, at::TensorList b, at::TensorList r,
+             int64_t mode, int64_t act, double param, double lo, double hi) {
+  const int64_t L = static_cast<int64_t>(w.size());
+  TORCH_CHECK(L >= 1 && static_cast<int64_t>(b.size()) == L && static_cast<int64_t>(r.size()) == L, op,
+              ": weights, biases and offsets need one entry per hidden layer (at least one)");
+  TORCH_CHECK(mode >= STANDARD && mode <= EUCLIDEAN, op, ": unknown mode ", mode);
+  TORCH_CHECK(act >= 0 && act < kNumCodes && !(act == kPlainRelu && mode == BREGMAN), op,
+              ": unknown activation code ", act, " for mode ", mode);
+  TORCH_CHECK(x.dim() == 2, op, ": x must be (batch, features), got ", x.sizes());
+  Plan<T> pl;
+  auto take = [&](const at::Tensor& t, at::IntArrayRef shape, const char* what, int64_t l) -> const T* {
+    TORCH_CHECK(t.sizes() == shape, op, ": ", what, " of layer ", l, " has shape ", t.sizes(), ", expected ", shape);
+    TORCH_CHECK(t.scalar_type() == x.scalar_type() && t.device().is_cpu(), op, ": ", what, " of layer ", l,
+                " must be a CPU tensor of x's dtype");
+    pl.keep.push_back(t.contiguous());
+    return pl.keep.back().template data_ptr<T>();
+  };
+  pl.keep.reserve(3 * L);
+  int64_t n_in = x.size(1), max_width = n_in;
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t n_out = w[l].dim() == 2 ? w[l].size(0) : -1;
+    Layer<T> ly{};
+    ly.n_in = n_in;
+    ly.n_out = n_out;
+    ly.w = take(w[l], {n_out, n_in}, "weight", l);
+    ly.b = take(b[l], {n_out}, "bias", l);
+    const bool identity = r[l].numel() == 0;
+    TORCH_CHECK(!identity || mode == STANDARD || n_in == n_out, op, ": layer ", l,
+                " changes width and needs an offset map");
+    ly.r = (identity || mode == STANDARD) ? nullptr : take(r[l], {n_out, n_in}, "offset map", l);
+    ly.h_row = pl.hs_rows;
+    if (l > 0) pl.hs_rows += n_in;
+    ly.acc = pl.acc_size;
+    pl.acc_size += n_out * n_in * (ly.r ? 2 : 1) + n_out;
+    pl.work += n_out * n_in * (ly.r ? 2 : 1) + 32 * n_out;
+    max_width = std::max(max_width, n_out);
+    pl.layers.push_back(ly);
+    n_in = n_out;
+  }
+  pl.net = Net<T>{pl.layers.data(), L, max_width, static_cast<int>(mode), static_cast<T>(lo), static_cast<T>(hi),
+                  static_cast<T>(param)};
+  return pl;
+}
+
+template <class T>
+int64_t tile_of(const Table* t) {
+  return std::is_same_v<T, double> ? t->tile_d : t->tile_f;
+}
+
+template <class T>
+FwdFn<T> fwd_of(const Table* t, int64_t act) {
+  if constexpr (std::is_same_v<T, double>) return t->fwd_d[act];
+  else return t->fwd_f[act];
+}
+
+template <class T>
+BwdFn<T> bwd_of(const Table* t, int64_t act) {
+  if constexpr (std::is_same_v<T, double>) return t->bwd_d[act];
+  else return t->bwd_f[act];
+}
+
+// Tiles per parallel task: about kGrainWork flops
+int64_t grain(int64_t tile, int64_t work) { return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, tile * work)); }
+
+#define BM_DISPATCH_MLP(TYPE, NAME, ...) AT_DISPATCH_FLOATING_TYPES(TYPE, NAME, __VA_ARGS__)
+
+std::tuple<at::Tensor, at::Tensor> mlp_fwd_cpu(const at::Tensor& x, at::TensorList w, at::TensorList b,
+                                               at::TensorList r, int64_t mode, int64_t act, double param, double lo,
+                                               double hi) {
+  at::Tensor y, hs;
+  BM_DISPATCH_MLP(x.scalar_type(), "mlp_fwd_cpu", [&] {
+    using T = scalar_t;
+    Plan<T> pl = plan<T>("mlp_fwd", x, w, b, r, mode, act, param, lo, hi);
+    const int64_t B = x.size(0);
+    y = at::empty({B, pl.layers.back().n_out}, x.options());
+    hs = at::empty({pl.hs_rows, B}, x.options());
+    if (B == 0) return;
+    const Table* t = table();
+    const FwdFn<T> fn = fwd_of<T>(t, act);
+    const int64_t ts = tile_of<T>(t), tiles = (B + ts - 1) / ts;
+    const T* px = x.data_ptr<T>();
+    T *py = y.data_ptr<T>(), *ph = hs.data_ptr<T>();
+    at::parallel_for(0, tiles, grain(ts, pl.work), [&](int64_t t0, int64_t t1) {
+      fn(pl.net, px, x.stride(0), x.stride(1), py, ph, B, t0 * ts, std::min(t1 * ts, B));
+    });
+  });
+  return {y, hs};
+}
+
+std::tuple<at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Tensor>> mlp_bwd_cpu(
+    const at::Tensor& grad, const at::Tensor& x, const at::Tensor& hs, at::TensorList w, at::TensorList b,
+    at::TensorList r, int64_t mode, int64_t act, double param, double lo, double hi) {
+  at::Tensor gx;
+  std::vector<at::Tensor> gw, gb, gr;
+  BM_DISPATCH_MLP(x.scalar_type(), "mlp_bwd_cpu", [&] {
+    using T = scalar_t;
+    Plan<T> pl = plan<T>("mlp_bwd", x, w, b, r, mode, act, param, lo, hi);
+    const int64_t B = x.size(0), L = pl.net.num_layers;
+    TORCH_CHECK(grad.sizes() == at::IntArrayRef({B, pl.layers.back().n_out}) && grad.scalar_type() == x.scalar_type()
+                    && grad.device().is_cpu(), "mlp_bwd: grad must be (batch, last width) of x's dtype on the CPU");
+    TORCH_CHECK(hs.sizes() == at::IntArrayRef({pl.hs_rows, B}) && hs.is_contiguous() &&
+                    hs.scalar_type() == x.scalar_type(), "mlp_bwd: hs is not the state saved by mlp_fwd");
+    gx = at::empty({B, x.size(1)}, x.options());
+    const Table* t = table();
+    const BwdFn<T> fn = bwd_of<T>(t, act);
+    const int64_t ts = tile_of<T>(t), tiles = (B + ts - 1) / ts;
+    const int64_t chunks = std::max<int64_t>(
+        1, std::min<int64_t>(at::get_num_threads(), tiles / grain(ts, pl.work)));
+    at::Tensor acc = at::zeros({chunks, pl.acc_size}, x.options());
+    T* pa = acc.data_ptr<T>();
+    const T *pg = grad.data_ptr<T>(), *px = x.data_ptr<T>(), *ph = hs.data_ptr<T>();
+    T* pgx = gx.data_ptr<T>();
+    if (B > 0) {
+      at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c)
+          fn(pl.net, pg, grad.stride(0), grad.stride(1), px, x.stride(0), x.stride(1), ph, pgx, pa + c * pl.acc_size, B,
+             std::min(B, c * tiles / chunks * ts), std::min(B, (c + 1) * tiles / chunks * ts));
+      });
+    }
+    // chunk sums in a fixed order into chunk 0
+    for (int64_t c = 1; c < chunks; ++c)
+      for (int64_t k = 0; k < pl.acc_size; ++k) pa[k] += pa[c * pl.acc_size + k];
+    auto piece = [&](int64_t off, at::IntArrayRef shape) {
+      at::Tensor out = at::empty(shape, x.options());
+      std::memcpy(out.data_ptr<T>(), pa + off, sizeof(T) * out.numel());
+      return out;
+    };
+    for (int64_t l = 0; l < L; ++l) {
+      const Layer<T>& ly = pl.layers[l];
+      gw.push_back(piece(ly.acc, {ly.n_out, ly.n_in}));
+      gb.push_back(piece(ly.acc + ly.n_out * ly.n_in, {ly.n_out}));
+      gr.push_back(ly.r ? piece(ly.acc + ly.n_out * ly.n_in + ly.n_out, {ly.n_out, ly.n_in})
+                        : at::zeros(r[l].sizes(), x.options()));
+    }
+  });
+  return {gx, gw, gb, gr};
+}
+
+}  // namespace
+}  // namespace bregman_kernels::mlp
+
+TORCH_LIBRARY_IMPL(bregman_kernels, CPU, m) {
+  m.impl("mlp_fwd", &bregman_kernels::mlp::mlp_fwd_cpu);
+  m.impl("mlp_bwd", &bregman_kernels::mlp::mlp_bwd_cpu);
+}
