@@ -84,7 +84,7 @@ def define_family(family: str, define: bool = True) -> tuple:
 # Kernels come from the C++ extension (csrc/fused_mlp), registered for the CPU dispatch key when it loads.
 mlp_fwd, mlp_bwd = define_family("mlp")
 
-_AVAILABLE: dict = {}  # device type -> (fwd op or None, reason); a plain dict traces cleanly
+_AVAILABLE: dict = {}  # device type -> ((fwd, bwd) ops or None, reason); a plain dict traces cleanly
 
 
 def _load(device_type: str):
@@ -97,13 +97,13 @@ def _load(device_type: str):
             return None, str(e)
         if not torch._C._dispatch_has_kernel_for_dispatch_key("bregman_kernels::mlp_fwd", "CPU"):
             return None, "the C++ extension has no fused MLP kernel (rebuild it)"
-        return mlp_fwd, None
+        return (mlp_fwd, mlp_bwd), None
     if device_type == "cuda":
         try:
             from . import fused_mlp_triton
         except ImportError as e:
             return None, f"triton is not available ({e})"
-        return fused_mlp_triton.mlp_triton_fwd, None
+        return (fused_mlp_triton.mlp_triton_fwd, fused_mlp_triton.mlp_triton_bwd), None
     return None, f"no fused MLP kernel for {device_type} tensors"
 
 
@@ -116,9 +116,9 @@ def _why_no_kernel(device_type: str) -> str:
 
 
 def why_not_fused(model, x: torch.Tensor) -> str | None:
-    """None when the fused path can run ``model``'s hidden layers on ``x``, else the reason."""
-    widths = model.num_neurons
-    if max(widths) > MAX_WIDTH:
+    """None when the fused path can run ``model``'s hidden layers on ``x``, else the reason. (Parameters of
+    another dtype or device than x are not looked for here: the op raises on them, as F.linear would.)"""
+    if max(model.num_neurons) > MAX_WIDTH:
         return f"a hidden layer is wider than {MAX_WIDTH}"
     if x.dtype not in (torch.float32, torch.float64):
         return f"dtype {x.dtype} (the fused MLP computes fp32 or fp64)"
@@ -126,9 +126,6 @@ def why_not_fused(model, x: torch.Tensor) -> str | None:
         return "x does not end in the input width"
     if torch.is_autocast_enabled(x.device.type):
         return "autocast is enabled"
-    for lin in model.lin:
-        if lin.bias is None or lin.bias.dtype != x.dtype or lin.bias.device != x.device:
-            return "a hidden layer's parameters are not of x's dtype and device (or have no bias)"
     why = _why_no_kernel(x.device.type)
     return why or None
 
@@ -142,6 +139,35 @@ def _activation_args(model, dtype: torch.dtype) -> tuple:
         lo, hi = act.bounds(a.eps, dtype)
         return mode, act.code, act.param, lo, hi
     return mode, PLAIN_RELU if getattr(a, "relu", False) else act.code, act.param, 0.0, 0.0
+
+
+class _Hidden(torch.autograd.Function):
+    """The fused ops under one autograd node, parameters as flat arguments: the module's hot path (a direct op
+    call goes through the op's registered autograd, which flattens its list arguments in Python on every call)."""
+
+    @staticmethod
+    def forward(ctx, x, ops_pair, args, n, *params):
+        fwd, bwd = ops_pair
+        out, hs = fwd(x, params[:n], params[n:2 * n], params[2 * n:], *args)
+        ctx.save_for_backward(x, hs, *params)
+        ctx.bwd, ctx.args, ctx.n = bwd, args, n
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, hs, *params = ctx.saved_tensors
+        n = ctx.n
+        offsets = params[2 * n:]
+        gx, gw, gb, gr = ctx.bwd(grad, x, hs, params[:n], params[n:2 * n], offsets, *ctx.args)
+        gr = [g if r.numel() else None for g, r in zip(gr, offsets, strict=True)]
+        return gx if ctx.needs_input_grad[0] else None, None, None, None, *gw, *gb, *gr
+
+
+def _param(module, name: str):
+    # a registered parameter straight from the dict (nn.Module.__getattr__ is slow), else the attribute (a
+    # computed weight, e.g. weight normalisation)
+    p = module._parameters.get(name)
+    return p if p is not None else getattr(module, name)
 
 
 def hidden(model, x: torch.Tensor) -> torch.Tensor:
@@ -158,13 +184,14 @@ def hidden(model, x: torch.Tensor) -> torch.Tensor:
             offsets.append(r.weight)
         else:
             offsets.append(empty)
-    weights = [lin.weight for lin in model.lin]
-    biases = [lin.bias for lin in model.lin]
+    lins = model.lin
+    weights = [_param(lin, "weight") for lin in lins]
+    biases = [_param(lin, "bias") for lin in lins]
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
     _why_no_kernel(x.device.type)
-    fwd = _AVAILABLE[x.device.type][0]
-    out, _ = fwd(x2, weights, biases, offsets, *_activation_args(model, x.dtype))
+    pair = _AVAILABLE[x.device.type][0]
+    out = _Hidden.apply(x2, pair, _activation_args(model, x.dtype), len(weights), *weights, *biases, *offsets)
     return out.reshape(*lead, out.shape[-1])
 
 
