@@ -6,15 +6,16 @@ Hidden layer l maps h_l (width n_l) to h_{l+1} (width n_{l+1}), a = W_l h_l + b_
     euclidean: h_{l+1} = ρ(a + R_l h_l)
     standard:  h_{l+1} = ρ(a)
 The ops (schemas below, one family per implementation):
-    bregman_kernels::{family}_fwd(x, weights, biases, offsets, mode, act, param, lo, hi) -> (h_L, hs)
-    bregman_kernels::{family}_bwd(grad, x, hs, weights, biases, offsets, mode, act, param, lo, hi)
+    bregman_kernels::{family}_fwd(x, weights, biases, offsets, offset_layers, mode, act, param, lo, hi)
+        -> (h_L, hs)
+    bregman_kernels::{family}_bwd(grad, x, hs, weights, biases, offsets, offset_layers, mode, act, param, lo, hi)
         -> (grad_x, grad_weights, grad_biases, grad_offsets)
-x is (batch, n_0); offsets[l] is an empty tensor for an identity offset; hs (n_1 + … + n_{L−1}, batch) holds the
-hidden states h_1 … h_{L−1} feature-major: the forward keeps them (batch × Σ widths values, what the layer-by-layer
-path's autograd keeps several times over) and the backward recomputes a and z from them (one more multiply-add
-per weight, cheaper than storing a, z and the activation's derivatives). act is the registry code, or PLAIN_RELU
-for the true ReLU of the non-Bregman versions. Families: "mlp" (C++: CPU kernels in csrc/fused_mlp) and
-"mlp_triton" (Triton, GPU; CPU tensors under TRITON_INTERPRET=1; fused_mlp_triton.py).
+x is (batch, n_0); offsets[k] is the map R of layer offset_layers[k] (other layers: identity). hs
+(n_1 + … + n_{L−1}, batch) holds the hidden states h_1 … h_{L−1} feature-major: the forward keeps them (batch ×
+Σ widths values, less than the layer-by-layer path's autograd keeps) and the backward recomputes a and z from
+them (one more multiply-add per weight, cheaper than storing a, z and the activation's derivatives). act is the
+registry code, or PLAIN_RELU for the true ReLU of the non-Bregman versions. Families: "mlp" (C++: CPU kernels in
+csrc/fused_mlp) and "mlp_triton" (Triton, GPU; CPU tensors under TRITON_INTERPRET=1; fused_mlp_triton.py).
 """
 
 from __future__ import annotations
@@ -28,18 +29,19 @@ MAX_WIDTH = 32  # widest hidden layer the fused path takes (wider layers: matrix
 MODES = {"standard": 0, "bregman": 1, "euclidean": 2}
 PLAIN_RELU = 9
 
-FWD_SCHEMA = ("(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] offsets, int mode, int act, float param, "
-              "float lo, float hi) -> (Tensor, Tensor)")
-BWD_SCHEMA = ("(Tensor grad, Tensor x, Tensor hs, Tensor[] weights, Tensor[] biases, Tensor[] offsets, int mode, "
-              "int act, float param, float lo, float hi) -> (Tensor, Tensor[], Tensor[], Tensor[])")
+FWD_SCHEMA = ("(Tensor x, Tensor[] weights, Tensor[] biases, Tensor[] offsets, int[] offset_layers, int mode, "
+              "int act, float param, float lo, float hi) -> (Tensor, Tensor)")
+BWD_SCHEMA = ("(Tensor grad, Tensor x, Tensor hs, Tensor[] weights, Tensor[] biases, Tensor[] offsets, "
+              "int[] offset_layers, int mode, int act, float param, float lo, float hi) "
+              "-> (Tensor, Tensor[], Tensor[], Tensor[])")
 
 
-def _fake_fwd(x, weights, biases, offsets, mode, act, param, lo, hi):
+def _fake_fwd(x, weights, biases, offsets, offset_layers, mode, act, param, lo, hi):
     rows = sum(w.shape[1] for w in weights[1:])
     return x.new_empty(x.shape[0], weights[-1].shape[0]), x.new_empty(rows, x.shape[0])
 
 
-def _fake_bwd(grad, x, hs, weights, biases, offsets, mode, act, param, lo, hi):
+def _fake_bwd(grad, x, hs, weights, biases, offsets, offset_layers, mode, act, param, lo, hi):
     return (x.new_empty(x.shape), [w.new_empty(w.shape) for w in weights], [b.new_empty(b.shape) for b in biases],
             [r.new_empty(r.shape) for r in offsets])
 
@@ -60,8 +62,9 @@ def register_autograd(fwd_name: str, bwd_op) -> None:
         n = ctx.num_layers
         weights, biases, offsets = params[:n], params[n:2 * n], params[2 * n:]
         gx, gw, gb, gr = bwd_op(grad, x, hs, weights, biases, offsets, *ctx.args)
-        gr = [g if r.numel() else None for g, r in zip(gr, offsets, strict=True)]
-        return gx if ctx.needs_input_grad[0] else None, gw, gb, gr, None, None, None, None, None
+        # offset_layers: None for an int list; an empty list reads as an empty tensor list, whose gradient is []
+        no_grad = None if ctx.args[0] else []
+        return gx if ctx.needs_input_grad[0] else None, gw, gb, gr, no_grad, None, None, None, None, None
 
     torch.library.register_autograd(fwd_name, backward, setup_context=_setup_context)
 
@@ -146,20 +149,18 @@ class _Hidden(torch.autograd.Function):
     call goes through the op's registered autograd, which flattens its list arguments in Python on every call)."""
 
     @staticmethod
-    def forward(ctx, x, ops_pair, args, n, *params):
-        fwd, bwd = ops_pair
-        out, hs = fwd(x, params[:n], params[n:2 * n], params[2 * n:], *args)
+    def forward(ctx, x, pair, args, n, *params):
+        # params: n weights, n biases, then the offset maps of layers args[0]
+        out, hs = pair[0](x, params[:n], params[n:2 * n], params[2 * n:], *args)
         ctx.save_for_backward(x, hs, *params)
-        ctx.bwd, ctx.args, ctx.n = bwd, args, n
+        ctx.bwd, ctx.args, ctx.n = pair[1], args, n
         return out
 
     @staticmethod
     def backward(ctx, grad):
         x, hs, *params = ctx.saved_tensors
         n = ctx.n
-        offsets = params[2 * n:]
-        gx, gw, gb, gr = ctx.bwd(grad, x, hs, params[:n], params[n:2 * n], offsets, *ctx.args)
-        gr = [g if r.numel() else None for g, r in zip(gr, offsets, strict=True)]
+        gx, gw, gb, gr = ctx.bwd(grad, x, hs, params[:n], params[n:2 * n], params[2 * n:], *ctx.args)
         return gx if ctx.needs_input_grad[0] else None, None, None, None, *gw, *gb, *gr
 
 
@@ -175,15 +176,13 @@ def hidden(model, x: torch.Tensor) -> torch.Tensor:
     output of its hidden stack, before ``model.output``. Autograd reaches every weight, bias and offset map."""
     from .nn.layers import SimplexLinear
 
-    empty = x.new_empty(0)
-    offsets = []
-    for r in model.reparametrization:
+    where, maps = [], []
+    for i, r in enumerate(model.reparametrization):
         if isinstance(r, SimplexLinear):
             if not torch.compiler.is_compiling() and r.weight._version != r._seen:
                 r.project_()  # as SimplexLinear.forward: the map in use is on the simplex
-            offsets.append(r.weight)
-        else:
-            offsets.append(empty)
+            where.append(i)
+            maps.append(r.weight)
     lins = model.lin
     weights = [_param(lin, "weight") for lin in lins]
     biases = [_param(lin, "bias") for lin in lins]
@@ -191,7 +190,8 @@ def hidden(model, x: torch.Tensor) -> torch.Tensor:
     x2 = x.reshape(-1, x.shape[-1])
     _why_no_kernel(x.device.type)
     pair = _AVAILABLE[x.device.type][0]
-    out = _Hidden.apply(x2, pair, _activation_args(model, x.dtype), len(weights), *weights, *biases, *offsets)
+    args = (where, *_activation_args(model, x.dtype))
+    out = _Hidden.apply(x2, pair, args, len(weights), *weights, *biases, *maps)
     return out.reshape(*lead, out.shape[-1])
 
 

@@ -167,11 +167,11 @@ def test_flag_selection():
 
 
 def _op_args(model, x):
-    empty = x.new_empty(0)
     weights = [lin.weight for lin in model.lin]
     biases = [lin.bias for lin in model.lin]
-    offsets = [r.weight if hasattr(r, "weight") else empty for r in model.reparametrization]
-    return weights, biases, offsets, fused_mlp._activation_args(model, x.dtype)
+    where = [i for i, r in enumerate(model.reparametrization) if hasattr(r, "weight")]
+    offsets = [model.reparametrization[i].weight for i in where]
+    return weights, biases, offsets, (where, *fused_mlp._activation_args(model, x.dtype))
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -180,7 +180,7 @@ def test_gradcheck_op(version):
     x = _inputs(model, 5).requires_grad_(True)
     w, b, r, args = _op_args(model, x)
     n = len(w)
-    params = [t.detach().clone().requires_grad_(t.numel() > 0) for t in (*w, *b, *r)]
+    params = [t.detach().clone().requires_grad_(True) for t in (*w, *b, *r)]
 
     def f(x, *p):
         return fused_mlp.mlp_fwd(x, p[:n], p[n:2 * n], p[2 * n:], *args)[0]
@@ -207,7 +207,9 @@ def test_errors():
     with pytest.raises(RuntimeError, match="dtype"):
         fused_mlp.mlp_fwd(x.float(), w, b, r, *args)
     with pytest.raises(RuntimeError, match="offset map"):
-        fused_mlp.mlp_fwd(x, w, b, [x.new_empty(0)] * 2, *args)
+        fused_mlp.mlp_fwd(x, w, b, [], [], *args[1:])
+    with pytest.raises(RuntimeError, match="distinct"):
+        fused_mlp.mlp_fwd(x, w, b, [r[0], r[0]], [0, 0], *args[1:])
 
 
 def test_compile_fullgraph():

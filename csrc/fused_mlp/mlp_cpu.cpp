@@ -65,10 +65,17 @@ struct Plan {
 
 template <class T>
 Plan<T> plan(const char* op, const at::Tensor& x, at::TensorList w, at::TensorList b, at::TensorList r,
-             int64_t mode, int64_t act, double param, double lo, double hi) {
+             at::IntArrayRef r_layers, int64_t mode, int64_t act, double param, double lo, double hi) {
   const int64_t L = static_cast<int64_t>(w.size());
-  TORCH_CHECK(L >= 1 && static_cast<int64_t>(b.size()) == L && static_cast<int64_t>(r.size()) == L, op,
-              ": weights, biases and offsets need one entry per hidden layer (at least one)");
+  TORCH_CHECK(L >= 1 && static_cast<int64_t>(b.size()) == L, op,
+              ": weights and biases need one entry per hidden layer (at least one)");
+  TORCH_CHECK(r.size() == r_layers.size(), op, ": one offset layer index per offset map");
+  std::vector<int64_t> map_of(L, -1);  // layer -> index into r, or -1 (identity offset)
+  for (size_t k = 0; k < r_layers.size(); ++k) {
+    TORCH_CHECK(r_layers[k] >= 0 && r_layers[k] < L && map_of[r_layers[k]] < 0, op,
+                ": offset layers must be distinct layer indices");
+    map_of[r_layers[k]] = static_cast<int64_t>(k);
+  }
   TORCH_CHECK(mode >= STANDARD && mode <= EUCLIDEAN, op, ": unknown mode ", mode);
   TORCH_CHECK(act >= 0 && act < kNumCodes && !(act == kPlainRelu && mode == BREGMAN), op,
               ": unknown activation code ", act, " for mode ", mode);
@@ -90,10 +97,11 @@ Plan<T> plan(const char* op, const at::Tensor& x, at::TensorList w, at::TensorLi
     ly.n_out = n_out;
     ly.w = take(w[l], {n_out, n_in}, "weight", l);
     ly.b = take(b[l], {n_out}, "bias", l);
-    const bool identity = r[l].numel() == 0;
+    const bool identity = map_of[l] < 0;
     TORCH_CHECK(!identity || mode == STANDARD || n_in == n_out, op, ": layer ", l,
                 " changes width and needs an offset map");
-    ly.r = (identity || mode == STANDARD) ? nullptr : take(r[l], {n_out, n_in}, "offset map", l);
+    TORCH_CHECK(identity || mode != STANDARD, op, ": the standard version has no offset maps");
+    ly.r = identity ? nullptr : take(r[map_of[l]], {n_out, n_in}, "offset map", l);
     ly.h_row = pl.hs_rows;
     if (l > 0) pl.hs_rows += n_in;
     ly.acc = pl.acc_size;
@@ -131,12 +139,12 @@ int64_t grain(int64_t tile, int64_t work) { return std::max<int64_t>(1, kGrainWo
 #define BM_DISPATCH_MLP(TYPE, NAME, ...) AT_DISPATCH_FLOATING_TYPES(TYPE, NAME, __VA_ARGS__)
 
 std::tuple<at::Tensor, at::Tensor> mlp_fwd_cpu(const at::Tensor& x, at::TensorList w, at::TensorList b,
-                                               at::TensorList r, int64_t mode, int64_t act, double param, double lo,
-                                               double hi) {
+                                               at::TensorList r, at::IntArrayRef r_layers, int64_t mode,
+                                               int64_t act, double param, double lo, double hi) {
   at::Tensor y, hs;
   BM_DISPATCH_MLP(x.scalar_type(), "mlp_fwd_cpu", [&] {
     using T = scalar_t;
-    Plan<T> pl = plan<T>("mlp_fwd", x, w, b, r, mode, act, param, lo, hi);
+    Plan<T> pl = plan<T>("mlp_fwd", x, w, b, r, r_layers, mode, act, param, lo, hi);
     const int64_t B = x.size(0);
     y = at::empty({B, pl.layers.back().n_out}, x.options());
     hs = at::empty({pl.hs_rows, B}, x.options());
@@ -155,12 +163,12 @@ std::tuple<at::Tensor, at::Tensor> mlp_fwd_cpu(const at::Tensor& x, at::TensorLi
 
 std::tuple<at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Tensor>> mlp_bwd_cpu(
     const at::Tensor& grad, const at::Tensor& x, const at::Tensor& hs, at::TensorList w, at::TensorList b,
-    at::TensorList r, int64_t mode, int64_t act, double param, double lo, double hi) {
+    at::TensorList r, at::IntArrayRef r_layers, int64_t mode, int64_t act, double param, double lo, double hi) {
   at::Tensor gx;
   std::vector<at::Tensor> gw, gb, gr;
   BM_DISPATCH_MLP(x.scalar_type(), "mlp_bwd_cpu", [&] {
     using T = scalar_t;
-    Plan<T> pl = plan<T>("mlp_bwd", x, w, b, r, mode, act, param, lo, hi);
+    Plan<T> pl = plan<T>("mlp_bwd", x, w, b, r, r_layers, mode, act, param, lo, hi);
     const int64_t B = x.size(0), L = pl.net.num_layers;
     TORCH_CHECK(grad.sizes() == at::IntArrayRef({B, pl.layers.back().n_out}) && grad.scalar_type() == x.scalar_type()
                     && grad.device().is_cpu(), "mlp_bwd: grad must be (batch, last width) of x's dtype on the CPU");
@@ -195,8 +203,10 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::ve
       const Layer<T>& ly = pl.layers[l];
       gw.push_back(piece(ly.acc, {ly.n_out, ly.n_in}));
       gb.push_back(piece(ly.acc + ly.n_out * ly.n_in, {ly.n_out}));
-      gr.push_back(ly.r ? piece(ly.acc + ly.n_out * ly.n_in + ly.n_out, {ly.n_out, ly.n_in})
-                        : at::zeros(r[l].sizes(), x.options()));
+    }
+    for (int64_t l : r_layers) {  // in the order of the offsets argument
+      const Layer<T>& ly = pl.layers[l];
+      gr.push_back(piece(ly.acc + ly.n_out * ly.n_in + ly.n_out, {ly.n_out, ly.n_in}));
     }
   });
   return {gx, gw, gb, gr};
