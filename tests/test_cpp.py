@@ -76,7 +76,7 @@ def test_matches_eager(capability, name, dtype):
     act = bk.get_activation(name)
     x, z, g = sample(act, 1031, dtype)
     rtol, atol = TOL[dtype]
-    for got, want, what in zip(*both(act, dtype, x, z, g), ("y", "gx", "gz")):
+    for got, want, what in zip(*both(act, dtype, x, z, g), ("y", "gx", "gz"), strict=True):
         assert got.dtype == dtype
         torch.testing.assert_close(got, want, rtol=rtol, atol=atol, equal_nan=True, msg=lambda m, w=what: f"{w}: {m}")
 
@@ -128,7 +128,7 @@ def test_nan_propagates_and_zero_grad_is_zero(capability):
 def test_many_threads_large_tensor():
     act = bk.get_activation("atan")
     x, z, g = sample(act, 300_001, torch.float32, seed=2)
-    for got, want in zip(*both(act, torch.float32, x, z, g)):
+    for got, want in zip(*both(act, torch.float32, x, z, g), strict=True):
         torch.testing.assert_close(got, want, rtol=2e-5, atol=2e-6, equal_nan=True)
 
 
