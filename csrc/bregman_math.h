@@ -125,11 +125,17 @@ BM_HD V dtanh(V u, double b) {
   return C(4.0) * t / ((C(1.0) + t) * (C(1.0) + t));
 }
 
-// logit(z) = log(z / (1 − z)); for z ≥ ¼ as log1p((2z − 1) / (1 − z)), 2z − 1 exact: accurate near z = ½
+// logit(z) = log(z / (1 − z)); for z ≥ ¼ as log1p(w), w = (2z − 1)/(1 − z), 2z − 1 exact: accurate near z = ½.
+// One logarithm for both branches: log1p(w) = log(v) − ((v − 1) − w)/v with v = fl(1 + w) (the correction
+// restores the rounding error of 1 + w; Goldberg/Kahan)
 template <class V>
 BM_HD V logit(V z) {
   BM_OPS;
-  return O::select(z < C(0.25), O::log(z / (C(1.0) - z)), O::log1p((C(2.0) * z - C(1.0)) / (C(1.0) - z)));
+  auto lower = z < C(0.25);
+  V w = (C(2.0) * z - C(1.0)) / (C(1.0) - z);
+  V v = O::select(lower, z / (C(1.0) - z), C(1.0) + w);
+  V corr = O::select(O::lor(lower, w == C(INFINITY)), C(0.0), ((v - C(1.0)) - w) / v);
+  return O::log(v) - corr;
 }
 
 // 1 − z² as (1 − z)(1 + z): exact factors near ±1
@@ -276,6 +282,23 @@ BM_HD void asinh_bwd(V x, V z, V& d, V& dz) {
   dz = O::select(m > C(kAsinhBig), dz_big, dz_small);
 }
 
+// ---- sigmoid: one exponential, no logarithm --------------------------------------------------------------------
+// σ(x + logit(z)) = z / (z + (1 − z)·e^{−x}). With t = e^{−|x|} ∈ (0, 1] and D = z + (1 − z)·t (x ≥ 0) or
+// D = z·t + (1 − z) (x < 0), both ≥ min(z, 1 − z) > 0:  y = z/D or z·t/D;  ∂y/∂z = t/D² (= σ'(u)·(ρ⁻¹)'(z));
+// ∂y/∂x = σ'(u) = z(1 − z)·t/D². Every term is positive (no cancellation) and bounded (no overflow), and the
+// error does not grow with |u| as it does through u = x + logit(z).
+template <class V>
+BM_HD void sigmoid_joint(V x, V z, V& y, V& dz, V& dx) {
+  BM_OPS;
+  auto pos = x >= C(0.0);
+  V t = O::exp(O::neg(O::abs(x)));
+  V omz = C(1.0) - z;
+  V D = O::select(pos, z + omz * t, z * t + omz);
+  y = O::select(pos, z, z * t) / D;
+  dz = t / (D * D);
+  dx = z * omz * dz;
+}
+
 // ---- forward / backward of one element (or one vector of elements) ----------------------------------------------
 
 // zc = clamp(z, lo, hi) with NaN passing through; an infinite bound never clamps
@@ -286,8 +309,15 @@ BM_HD V clamp(V z, V lo, V hi) { BM_OPS; return O::select(z < lo, lo, O::select(
 template <int ACT, class V>
 BM_HD V forward(V x, V z, V lo, V hi, V p) {
   V zc = clamp(z, lo, hi);
-  if constexpr (ACT == ASINH) return asinh_fwd(x, zc);
-  else return rho<ACT>(x + inv<ACT>(zc, p), p);
+  if constexpr (ACT == ASINH) {
+    return asinh_fwd(x, zc);
+  } else if constexpr (ACT == SIGMOID) {
+    V y, dz, dx;
+    sigmoid_joint(x, zc, y, dz, dx);
+    return y;
+  } else {
+    return rho<ACT>(x + inv<ACT>(zc, p), p);
+  }
 }
 
 // gx = g·ρ'(u);  gz = g·ρ'(u)·(ρ⁻¹)'(zc) inside [lo, hi], 0 outside;  both 0 where g == 0 (select, not product)
@@ -298,6 +328,9 @@ BM_HD void backward(V g, V x, V z, V lo, V hi, V p, V& gx, V& gz) {
   V d, dz;
   if constexpr (ACT == ASINH) {
     asinh_bwd(x, zc, d, dz);
+  } else if constexpr (ACT == SIGMOID) {
+    V y;
+    sigmoid_joint(x, zc, y, dz, d);
   } else {
     V iv = inv<ACT>(zc, p);
     d = drho<ACT>(x + iv, p);
