@@ -8,7 +8,6 @@ CUDA) and ``backends/triton_kernels.py``; docs/math.md derives every formula.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import struct
@@ -22,6 +21,9 @@ SIGMOID, TANH, SCALED_TANH, ATAN, SIN, ASINH, ISRU, SOFTPLUS, RELU = range(9)
 # scaled_tanh(u) = A · tanh(B · u), LeCun's constants as in bregmanet.
 SCALED_TANH_A = 1.7159
 SCALED_TANH_B = 0.6666
+# In fp32, A − z near the bound needs A beyond fp32: A = A_HI + A_LO with A_HI = fp32(A) (A_HI − z is exact).
+SCALED_TANH_A_HI32 = struct.unpack("f", struct.pack("f", SCALED_TANH_A))[0]
+SCALED_TANH_A_LO32 = SCALED_TANH_A - SCALED_TANH_A_HI32
 # bregmanet's β for a bare "softplus".
 SOFTPLUS_DEFAULT_BETA = 1000.0
 
@@ -67,12 +69,16 @@ def _round_f32(v: float) -> float:
     return struct.unpack("f", struct.pack("f", v))[0] if math.isfinite(v) else v
 
 
-@functools.lru_cache(maxsize=256)
+_BOUNDS: dict = {}  # plain dict caches (torch.compile traces them without warnings, unlike lru_cache)
+_REGISTRY: dict = {}
+
+
 def _bounds(lo: float, hi: float, eps: float, fp64: bool) -> tuple[float, float]:
-    blo, bhi = lo + eps, hi - eps
-    if not fp64:
-        blo, bhi = _round_f32(blo), _round_f32(bhi)
-    return blo, bhi
+    key = (lo, hi, eps, fp64)
+    if key not in _BOUNDS:
+        blo, bhi = lo + eps, hi - eps
+        _BOUNDS[key] = (blo, bhi) if fp64 else (_round_f32(blo), _round_f32(bhi))
+    return _BOUNDS[key]
 
 
 _FIXED = {
@@ -89,12 +95,19 @@ _SOFTPLUS = re.compile(r"softplus(\d+(?:\.\d*)?(?:e[+-]?\d+)?)?")
 NAMES = (*_FIXED, "softplus", "softplus<beta>")
 
 
-@functools.lru_cache(maxsize=64)
 def get_activation(name: str | Activation) -> Activation:
     """Registry entry for ``name``: one of sigmoid, tanh, scaled_tanh, atan, sin, asinh, isru, relu (the smooth
     bent identity (u + √(u² + 1)) / 2, as in bregmanet), softplus (β = 1000) or softplus<β> (e.g. softplus10)."""
     if isinstance(name, Activation):
         return name
+    if isinstance(name, str) and name in _REGISTRY:
+        return _REGISTRY[name]
+    act = _parse(name)
+    _REGISTRY[name] = act
+    return act
+
+
+def _parse(name) -> Activation:
     if not isinstance(name, str):
         raise TypeError(f"activation must be a string, got {type(name).__name__}")
     if name in _FIXED:

@@ -48,6 +48,27 @@ def register_autograd(fwd_name: str, bwd_op) -> None:
     torch.library.register_autograd(fwd_name, backward, setup_context=_setup_context)
 
 
+def _batched(info, in_dims, tensors):
+    """vmap: every tensor argument with its batch dimension first (elementwise ops need nothing else)."""
+    return [t.movedim(d, 0) if d is not None else t.expand(info.batch_size, *t.shape)
+            for t, d in zip(tensors, in_dims)]
+
+
+def register_vmap(fwd, bwd) -> None:
+    """Batching rules for an elementwise op pair (no per-sample loop under torch.func.vmap)."""
+
+    def fwd_rule(info, in_dims, x, z, act, param, lo, hi):
+        x, z = _batched(info, in_dims[:2], (x, z))
+        return fwd(x, z, act, param, lo, hi), 0
+
+    def bwd_rule(info, in_dims, grad, x, z, act, param, lo, hi):
+        grad, x, z = _batched(info, in_dims[:3], (grad, x, z))
+        return bwd(grad, x, z, act, param, lo, hi), (0, 0)
+
+    torch.library.register_vmap(fwd, fwd_rule)
+    torch.library.register_vmap(bwd, bwd_rule)
+
+
 def define_family(family: str) -> tuple:
     """Define the schemas, fake implementations and autograd of one family; returns (fwd, bwd) op handles."""
     fwd_name, bwd_name = f"{NAMESPACE}::{family}_fwd", f"{NAMESPACE}::{family}_bwd"
@@ -58,6 +79,7 @@ def define_family(family: str) -> tuple:
     ns = getattr(torch.ops, NAMESPACE)
     fwd, bwd = getattr(ns, f"{family}_fwd").default, getattr(ns, f"{family}_bwd").default
     register_autograd(fwd_name, bwd)
+    register_vmap(fwd, bwd)
     return fwd, bwd
 
 

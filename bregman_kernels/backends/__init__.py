@@ -7,12 +7,11 @@ explicitly requested backend that cannot run raises with the reason.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -48,7 +47,6 @@ def _dispatcher_has(op_name: str, key: str) -> bool:
 
 def _load_cpp():
     from .. import ops
-
     from . import cpp
 
     cpp.load()
@@ -59,7 +57,6 @@ def _load_cpp():
 
 def _load_cuda():
     from .. import ops
-
     from . import cpp
 
     if not torch.cuda.is_available():
@@ -90,13 +87,17 @@ BACKENDS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+_LOADED: dict = {}  # name -> (forward op, None) or (None, reason); plain dicts trace cleanly under torch.compile
+_AUTO: dict = {}
+
+
 def _try_load(name: str):
-    """(forward op, None) or (None, reason)."""
-    try:
-        return BACKENDS[name].load(), None
-    except (BackendUnavailable, ImportError, OSError, RuntimeError) as e:
-        return None, str(e)
+    if name not in _LOADED:
+        try:
+            _LOADED[name] = BACKENDS[name].load(), None
+        except (BackendUnavailable, ImportError, OSError, RuntimeError) as e:
+            _LOADED[name] = None, str(e)
+    return _LOADED[name]
 
 
 def why_unavailable(name: str, device_type: str) -> str | None:
@@ -116,8 +117,13 @@ def available_backends(device: str | torch.device = "cpu") -> list[str]:
     return [n for n in BACKENDS if why_unavailable(n, device_type) is None]
 
 
-@functools.lru_cache(maxsize=None)
 def _auto(device_type: str) -> str:
+    if device_type not in _AUTO:
+        _AUTO[device_type] = _pick(device_type)
+    return _AUTO[device_type]
+
+
+def _pick(device_type: str) -> str:
     order = AUTO_ORDER.get(device_type, ("eager",))
     reasons = []
     for n in order:

@@ -35,10 +35,17 @@ def _inv_hypot1(u):
     return torch.where(a > 1, r * torch.rsqrt(1 + r * r), torch.rsqrt(1 + a * a))
 
 
-def _atanh_scaled(z, a):
-    # atanh(z/a) = ½·log1p(2|z| / (a − |z|)), odd in z; a − |z| is exact near the bound (Sterbenz)
+def _a_minus(t):
+    # A − t for scaled_tanh's A, as (A_HI − t) + A_LO in fp32 (A_HI − t exact near the bound), plainly in fp64
+    if t.dtype == torch.float64:
+        return A.SCALED_TANH_A - t
+    return (A.SCALED_TANH_A_HI32 - t) + A.SCALED_TANH_A_LO32
+
+
+def _atanh_scaled(z, a_minus):
+    # atanh(z/a) = ½·log1p(2|z| / (a − |z|)), odd in z; a − |z| accurate near the bound
     t = z.abs()
-    return torch.copysign(0.5 * torch.log1p(2 * t / (a - t)), z)
+    return torch.copysign(0.5 * torch.log1p(2 * t / a_minus(t)), z)
 
 
 def _dtanh(u, b):
@@ -64,9 +71,9 @@ def _inv(z, code, p):
     if code == A.SIGMOID:
         return _logit(z)
     if code == A.TANH:
-        return _atanh_scaled(z, 1.0)
+        return _atanh_scaled(z, lambda t: 1 - t)
     if code == A.SCALED_TANH:
-        return _atanh_scaled(z, A.SCALED_TANH_A) / A.SCALED_TANH_B
+        return _atanh_scaled(z, _a_minus) / A.SCALED_TANH_B
     if code == A.ATAN:
         return torch.tan(z)
     if code == A.SIN:
@@ -144,8 +151,9 @@ def _dinv(z, inv, code, p):
     if code == A.TANH:
         return 1.0 / _one_minus_sq(z)
     if code == A.SCALED_TANH:
-        a = A.SCALED_TANH_A
-        return a / (A.SCALED_TANH_B * (a - z) * (a + z))
+        # A / (B·(A − z)(A + z))
+        t = z.abs()
+        return A.SCALED_TANH_A / (A.SCALED_TANH_B * _a_minus(t) * (A.SCALED_TANH_A + t))
     if code == A.ATAN:
         return 1 + inv * inv
     if code == A.SIN:
