@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include <cmath>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define BM_HD __host__ __device__ __forceinline__
@@ -33,6 +34,9 @@ constexpr const char* kActNames[NUM_ACTS] = {"sigmoid", "tanh", "scaled_tanh", "
 
 constexpr double kScaledTanhA = 1.7159;  // scaled_tanh(u) = A·tanh(B·u)
 constexpr double kScaledTanhB = 0.6666;
+// In float, A − z near the bound needs A beyond float: A = A_HI + A_LO with A_HI = float(A) (A_HI − z is exact).
+constexpr double kScaledTanhAHi32 = static_cast<double>(static_cast<float>(kScaledTanhA));
+constexpr double kScaledTanhALo32 = kScaledTanhA - kScaledTanhAHi32;
 constexpr double kLn2 = 0.69314718055994530942;
 constexpr double kAsinhBig = 20.0;  // beyond |z| > 20, sinh(z) = sign(z)·e^|z|/2 to e^-40 relative
 
@@ -70,6 +74,7 @@ struct ScalarFns {
 
 template <class T>
 struct ScalarOps : ScalarFns {
+  using S = T;  // scalar (compute) type
   using M = bool;
   static BM_HD T c(double v) { return static_cast<T>(v); }
   static BM_HD T select(bool m, T a, T b) { return m ? a : b; }
@@ -109,12 +114,21 @@ BM_HD V inv_hypot1(V u) {
   return O::select(a > C(1.0), r * rsqrt(C(1.0) + r * r), rsqrt(C(1.0) + a * a));
 }
 
-// atanh(z/a) = ½·log1p(2|z| / (a − |z|)), odd in z; a − |z| is exact near the bound (Sterbenz)
+// A − t for scaled_tanh's A: (A_HI − t) + A_LO in float (A_HI − t exact near the bound), plainly in double
 template <class V>
-BM_HD V atanh_scaled(V z, V a) {
+BM_HD V a_minus(V t) {
+  BM_OPS;
+  if constexpr (std::is_same_v<typename O::S, double>) return C(kScaledTanhA) - t;
+  else return (C(kScaledTanhAHi32) - t) + C(kScaledTanhALo32);
+}
+
+// atanh(z/a) = ½·log1p(2|z| / (a − |z|)), odd in z; a − |z| accurate near the bound (exact for a = 1, Sterbenz)
+template <bool SCALED, class V>
+BM_HD V atanh_scaled(V z) {
   BM_OPS;
   V t = O::abs(z);
-  return O::copysign(C(0.5) * O::log1p(C(2.0) * t / (a - t)), z);
+  V am = SCALED ? a_minus(t) : C(1.0) - t;
+  return O::copysign(C(0.5) * O::log1p(C(2.0) * t / am), z);
 }
 
 // d/du tanh(b·u) = 4t / (1 + t)², t = e^{−2b|u|}: no cancellation in 1 − tanh² at saturation
@@ -168,8 +182,8 @@ template <int ACT, class V>
 BM_HD V inv(V z, V p) {
   BM_OPS;
   if constexpr (ACT == SIGMOID) return logit(z);
-  else if constexpr (ACT == TANH) return atanh_scaled(z, C(1.0));
-  else if constexpr (ACT == SCALED_TANH) return atanh_scaled(z, C(kScaledTanhA)) / C(kScaledTanhB);
+  else if constexpr (ACT == TANH) return atanh_scaled<false>(z);
+  else if constexpr (ACT == SCALED_TANH) return atanh_scaled<true>(z) / C(kScaledTanhB);
   else if constexpr (ACT == ATAN) return O::tan(z);
   else if constexpr (ACT == SIN) return O::asin(z);
   else if constexpr (ACT == ASINH) return O::sinh(z);
@@ -224,8 +238,9 @@ BM_HD V dinv(V z, V iv, V p) {
   if constexpr (ACT == SIGMOID) return C(1.0) / (z * (C(1.0) - z));
   else if constexpr (ACT == TANH) return C(1.0) / one_minus_sq(z);
   else if constexpr (ACT == SCALED_TANH) {
-    V a = C(kScaledTanhA);
-    return a / (C(kScaledTanhB) * (a - z) * (a + z));
+    // A / (B·(A − |z|)(A + |z|))
+    V t = O::abs(z);
+    return C(kScaledTanhA) / (C(kScaledTanhB) * a_minus(t) * (C(kScaledTanhA) + t));
   } else if constexpr (ACT == ATAN) return C(1.0) + iv * iv;
   else if constexpr (ACT == SIN) return rsqrt(one_minus_sq(z));
   else if constexpr (ACT == ISRU) {

@@ -48,6 +48,7 @@ inline namespace BM_CAPABILITY {
 template <class T>
 struct Ops<at::vec::Vectorized<T>> {
   using V = at::vec::Vectorized<T>;
+  using S = T;
   using M = V;
   static V c(double v) { return V(static_cast<T>(v)); }
   static V select(const V& m, const V& a, const V& b) { return V::blendv(b, a, m); }
