@@ -14,6 +14,7 @@ import glob
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 
@@ -45,7 +46,7 @@ def _nvidia_include_dirs() -> list[str]:
         return []
     dirs = []
     for root in getattr(nvidia, "__path__", []):
-        dirs += sorted(glob.glob(os.path.join(root, "cu*", "include")))
+        dirs += sorted(d for d in glob.glob(os.path.join(root, "cu*", "include")) if re.search(r"cu\d+", d))
         dirs += sorted(glob.glob(os.path.join(root, "cublas", "include")))
         dirs += sorted(glob.glob(os.path.join(root, "cusparse", "include")))
     return [d for d in dirs if os.path.isdir(d)]
@@ -59,6 +60,24 @@ def _nvcc_version(cuda_home: str) -> str | None:
         return None
     m = re.search(r"release (\d+\.\d+)", out)
     return m.group(1) if m else None
+
+
+def _locate_cuda_home() -> None:
+    """Point CUDA_HOME at the real toolkit when nvcc on PATH is a wrapper script outside it (torch would take the
+    wrapper's parent directory); nvcc itself reports its root in a dry run."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    nvcc = shutil.which("nvcc")
+    if nvcc is None or os.path.exists(os.path.join(os.path.dirname(os.path.dirname(nvcc)), "include", "cuda.h")):
+        return
+    try:
+        out = subprocess.run([nvcc, "-dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull], capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return
+    m = re.search(r"TOP=(\S+)", out.stdout + out.stderr)
+    if m and os.path.exists(os.path.join(m.group(1), "include", "cuda.h")):
+        os.environ["CUDA_HOME"] = os.path.realpath(m.group(1))
 
 
 def _cuda_skip_reason(torch, cpp_extension) -> str | None:
@@ -79,6 +98,7 @@ def _cuda_skip_reason(torch, cpp_extension) -> str | None:
 
 
 def _extensions():
+    _locate_cuda_home()
     try:
         import torch
         from torch.utils import cpp_extension
@@ -115,20 +135,26 @@ def _extensions():
     class Build(cpp_extension.BuildExtension):
         """BuildExtension with per-file ISA flags for the CPU kernels and an optional CUDA extension."""
 
-        def _status_path(self, ext_name: str) -> str:
-            return os.path.join(os.path.dirname(self.get_ext_fullpath(ext_name)), STATUS_FILE)
+        def _status_paths(self) -> list[str]:
+            """Where the package will look: next to the built extensions, and in the source tree when in place."""
+            paths = [os.path.join(self.build_lib, "bregman_kernels", STATUS_FILE)]
+            if self._in_place:
+                pkg = self.get_finalized_command("build_py").get_package_dir("bregman_kernels")
+                paths.append(os.path.join(pkg, STATUS_FILE))
+            return paths
 
         def _record(self, reason: str | None) -> None:
-            path = self._status_path("bregman_kernels._C_cuda")
-            if reason is None:
-                if os.path.exists(path):
-                    os.remove(path)
-                return
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(reason.strip() + "\n")
+            for path in self._status_paths():
+                if reason is None:
+                    if os.path.exists(path):
+                        os.remove(path)
+                    continue
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w") as f:
+                    f.write(reason.strip() + "\n")
 
         def run(self):
+            self._in_place = bool(self.inplace or getattr(self, "editable_mode", False))
             if cuda_reason is not None:
                 self._record(cuda_reason)
             super().run()
@@ -141,6 +167,7 @@ def _extensions():
                     reason = f"the CUDA extension failed to build ({type(e).__name__}: {e}); see the build log"
                     _say(f"WARNING: {reason}")
                     self._record(reason)
+                    self.extensions = [e for e in self.extensions if e is not ext]
                     return
                 self._record(None)
                 return

@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include <cmath>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define BM_HD __host__ __device__ __forceinline__
@@ -33,6 +34,9 @@ constexpr const char* kActNames[NUM_ACTS] = {"sigmoid", "tanh", "scaled_tanh", "
 
 constexpr double kScaledTanhA = 1.7159;  // scaled_tanh(u) = A·tanh(B·u)
 constexpr double kScaledTanhB = 0.6666;
+// In float, A − z near the bound needs A beyond float: A = A_HI + A_LO with A_HI = float(A) (A_HI − z is exact).
+constexpr double kScaledTanhAHi32 = static_cast<double>(static_cast<float>(kScaledTanhA));
+constexpr double kScaledTanhALo32 = kScaledTanhA - kScaledTanhAHi32;
 constexpr double kLn2 = 0.69314718055994530942;
 constexpr double kAsinhBig = 20.0;  // beyond |z| > 20, sinh(z) = sign(z)·e^|z|/2 to e^-40 relative
 
@@ -70,6 +74,7 @@ struct ScalarFns {
 
 template <class T>
 struct ScalarOps : ScalarFns {
+  using S = T;  // scalar (compute) type
   using M = bool;
   static BM_HD T c(double v) { return static_cast<T>(v); }
   static BM_HD T select(bool m, T a, T b) { return m ? a : b; }
@@ -109,12 +114,21 @@ BM_HD V inv_hypot1(V u) {
   return O::select(a > C(1.0), r * rsqrt(C(1.0) + r * r), rsqrt(C(1.0) + a * a));
 }
 
-// atanh(z/a) = ½·log1p(2|z| / (a − |z|)), odd in z; a − |z| is exact near the bound (Sterbenz)
+// A − t for scaled_tanh's A: (A_HI − t) + A_LO in float (A_HI − t exact near the bound), plainly in double
 template <class V>
-BM_HD V atanh_scaled(V z, V a) {
+BM_HD V a_minus(V t) {
+  BM_OPS;
+  if constexpr (std::is_same_v<typename O::S, double>) return C(kScaledTanhA) - t;
+  else return (C(kScaledTanhAHi32) - t) + C(kScaledTanhALo32);
+}
+
+// atanh(z/a) = ½·log1p(2|z| / (a − |z|)), odd in z; a − |z| accurate near the bound (exact for a = 1, Sterbenz)
+template <bool SCALED, class V>
+BM_HD V atanh_scaled(V z) {
   BM_OPS;
   V t = O::abs(z);
-  return O::copysign(C(0.5) * O::log1p(C(2.0) * t / (a - t)), z);
+  V am = SCALED ? a_minus(t) : C(1.0) - t;
+  return O::copysign(C(0.5) * O::log1p(C(2.0) * t / am), z);
 }
 
 // d/du tanh(b·u) = 4t / (1 + t)², t = e^{−2b|u|}: no cancellation in 1 − tanh² at saturation
@@ -125,11 +139,17 @@ BM_HD V dtanh(V u, double b) {
   return C(4.0) * t / ((C(1.0) + t) * (C(1.0) + t));
 }
 
-// logit(z) = log(z / (1 − z)); for z ≥ ¼ as log1p((2z − 1) / (1 − z)), 2z − 1 exact: accurate near z = ½
+// logit(z) = log(z / (1 − z)); for z ≥ ¼ as log1p(w), w = (2z − 1)/(1 − z), 2z − 1 exact: accurate near z = ½.
+// One logarithm for both branches: log1p(w) = log(v) − ((v − 1) − w)/v with v = fl(1 + w) (the correction
+// restores the rounding error of 1 + w; Goldberg/Kahan)
 template <class V>
 BM_HD V logit(V z) {
   BM_OPS;
-  return O::select(z < C(0.25), O::log(z / (C(1.0) - z)), O::log1p((C(2.0) * z - C(1.0)) / (C(1.0) - z)));
+  auto lower = z < C(0.25);
+  V w = (C(2.0) * z - C(1.0)) / (C(1.0) - z);
+  V v = O::select(lower, z / (C(1.0) - z), C(1.0) + w);
+  V corr = O::select(O::lor(lower, w == C(INFINITY)), C(0.0), ((v - C(1.0)) - w) / v);
+  return O::log(v) - corr;
 }
 
 // 1 − z² as (1 − z)(1 + z): exact factors near ±1
@@ -162,8 +182,8 @@ template <int ACT, class V>
 BM_HD V inv(V z, V p) {
   BM_OPS;
   if constexpr (ACT == SIGMOID) return logit(z);
-  else if constexpr (ACT == TANH) return atanh_scaled(z, C(1.0));
-  else if constexpr (ACT == SCALED_TANH) return atanh_scaled(z, C(kScaledTanhA)) / C(kScaledTanhB);
+  else if constexpr (ACT == TANH) return atanh_scaled<false>(z);
+  else if constexpr (ACT == SCALED_TANH) return atanh_scaled<true>(z) / C(kScaledTanhB);
   else if constexpr (ACT == ATAN) return O::tan(z);
   else if constexpr (ACT == SIN) return O::asin(z);
   else if constexpr (ACT == ASINH) return O::sinh(z);
@@ -218,8 +238,9 @@ BM_HD V dinv(V z, V iv, V p) {
   if constexpr (ACT == SIGMOID) return C(1.0) / (z * (C(1.0) - z));
   else if constexpr (ACT == TANH) return C(1.0) / one_minus_sq(z);
   else if constexpr (ACT == SCALED_TANH) {
-    V a = C(kScaledTanhA);
-    return a / (C(kScaledTanhB) * (a - z) * (a + z));
+    // A / (B·(A − |z|)(A + |z|))
+    V t = O::abs(z);
+    return C(kScaledTanhA) / (C(kScaledTanhB) * a_minus(t) * (C(kScaledTanhA) + t));
   } else if constexpr (ACT == ATAN) return C(1.0) + iv * iv;
   else if constexpr (ACT == SIN) return rsqrt(one_minus_sq(z));
   else if constexpr (ACT == ISRU) {
@@ -276,6 +297,23 @@ BM_HD void asinh_bwd(V x, V z, V& d, V& dz) {
   dz = O::select(m > C(kAsinhBig), dz_big, dz_small);
 }
 
+// ---- sigmoid: one exponential, no logarithm --------------------------------------------------------------------
+// σ(x + logit(z)) = z / (z + (1 − z)·e^{−x}). With t = e^{−|x|} ∈ (0, 1] and D = z + (1 − z)·t (x ≥ 0) or
+// D = z·t + (1 − z) (x < 0), both ≥ min(z, 1 − z) > 0:  y = z/D or z·t/D;  ∂y/∂z = t/D² (= σ'(u)·(ρ⁻¹)'(z));
+// ∂y/∂x = σ'(u) = z(1 − z)·t/D². Every term is positive (no cancellation) and bounded (no overflow), and the
+// error does not grow with |u| as it does through u = x + logit(z).
+template <class V>
+BM_HD void sigmoid_joint(V x, V z, V& y, V& dz, V& dx) {
+  BM_OPS;
+  auto pos = x >= C(0.0);
+  V t = O::exp(O::neg(O::abs(x)));
+  V omz = C(1.0) - z;
+  V D = O::select(pos, z + omz * t, z * t + omz);
+  y = O::select(pos, z, z * t) / D;
+  dz = t / (D * D);
+  dx = z * omz * dz;
+}
+
 // ---- forward / backward of one element (or one vector of elements) ----------------------------------------------
 
 // zc = clamp(z, lo, hi) with NaN passing through; an infinite bound never clamps
@@ -286,8 +324,15 @@ BM_HD V clamp(V z, V lo, V hi) { BM_OPS; return O::select(z < lo, lo, O::select(
 template <int ACT, class V>
 BM_HD V forward(V x, V z, V lo, V hi, V p) {
   V zc = clamp(z, lo, hi);
-  if constexpr (ACT == ASINH) return asinh_fwd(x, zc);
-  else return rho<ACT>(x + inv<ACT>(zc, p), p);
+  if constexpr (ACT == ASINH) {
+    return asinh_fwd(x, zc);
+  } else if constexpr (ACT == SIGMOID) {
+    V y, dz, dx;
+    sigmoid_joint(x, zc, y, dz, dx);
+    return y;
+  } else {
+    return rho<ACT>(x + inv<ACT>(zc, p), p);
+  }
 }
 
 // gx = g·ρ'(u);  gz = g·ρ'(u)·(ρ⁻¹)'(zc) inside [lo, hi], 0 outside;  both 0 where g == 0 (select, not product)
@@ -298,6 +343,9 @@ BM_HD void backward(V g, V x, V z, V lo, V hi, V p, V& gx, V& gz) {
   V d, dz;
   if constexpr (ACT == ASINH) {
     asinh_bwd(x, zc, d, dz);
+  } else if constexpr (ACT == SIGMOID) {
+    V y;
+    sigmoid_joint(x, zc, y, dz, d);
   } else {
     V iv = inv<ACT>(zc, p);
     d = drho<ACT>(x + iv, p);

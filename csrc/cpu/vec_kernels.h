@@ -11,6 +11,9 @@
 
 #include "../bregman_math.h"
 #include "kernels.h"
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+#include "vec_math.h"
+#endif
 
 namespace bregman_math {
 inline namespace BM_CAPABILITY {
@@ -24,6 +27,12 @@ inline namespace BM_CAPABILITY {
 #endif
 
 #ifdef BM_SLEEF_F
+// float: the inlined forms of vec_math.h; double: Sleef
+#define BM_VEC_FN_INLINE(fn)                                      \
+  static V fn(const V& a) {                                       \
+    if constexpr (std::is_same_v<T, float>) return vmath::fn(a);  \
+    else return V(BM_SLEEF_D(fn)(a));                             \
+  }
 #define BM_VEC_FN(fn)                                                  \
   static V fn(const V& a) {                                            \
     if constexpr (std::is_same_v<T, float>) return V(BM_SLEEF_F(fn)(a)); \
@@ -32,12 +41,14 @@ inline namespace BM_CAPABILITY {
 #else
 #define BM_VEC_FN(fn) \
   static V fn(const V& a) { return apply(a, [](T v) { return ScalarFns::fn(v); }); }
+#define BM_VEC_FN_INLINE(fn) BM_VEC_FN(fn)
 #endif
 
 // Primitives on a SIMD vector; comparisons give all-ones lanes, select is a blend.
 template <class T>
 struct Ops<at::vec::Vectorized<T>> {
   using V = at::vec::Vectorized<T>;
+  using S = T;
   using M = V;
   static V c(double v) { return V(static_cast<T>(v)); }
   static V select(const V& m, const V& a, const V& b) { return V::blendv(b, a, m); }
@@ -54,22 +65,23 @@ struct Ops<at::vec::Vectorized<T>> {
     for (int i = 0; i < V::size(); ++i) buf[i] = f(buf[i]);
     return V::loadu(buf);
   }
-  BM_VEC_FN(exp)
-  BM_VEC_FN(log)
-  BM_VEC_FN(log1p)
-  BM_VEC_FN(expm1)
+  BM_VEC_FN_INLINE(exp)
+  BM_VEC_FN_INLINE(log)
+  BM_VEC_FN_INLINE(log1p)
+  BM_VEC_FN_INLINE(expm1)
   BM_VEC_FN(tan)
   BM_VEC_FN(atan)
   BM_VEC_FN(asin)
   BM_VEC_FN(sin)
   BM_VEC_FN(cos)
-  BM_VEC_FN(tanh)
+  BM_VEC_FN_INLINE(tanh)
   BM_VEC_FN(sinh)
   BM_VEC_FN(cosh)
   BM_VEC_FN(asinh)
 };
 
 #undef BM_VEC_FN
+#undef BM_VEC_FN_INLINE
 #undef BM_SLEEF_F
 #undef BM_SLEEF_D
 
