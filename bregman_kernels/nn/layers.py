@@ -31,7 +31,8 @@ class SimplexLinear(nn.Module):
     ``load_state_dict`` wrote into it), so the map in use is always on the simplex and unchanged training code
     works. Forward passes without an update in between never write into the weight, so several forward passes
     before one backward are safe. Inside ``torch.compile`` the forward does not write into parameters: call
-    :meth:`project_` after each optimizer step (e.g. with ``optimizer.register_step_post_hook``).
+    :meth:`project_` after each optimizer step (e.g. with ``optimizer.register_step_post_hook``). A weight
+    substituted by ``torch.func.functional_call`` (a plain tensor) is used as given.
     """
 
     def __init__(self, in_features: int, out_features: int, device=None, dtype=None):
@@ -50,7 +51,8 @@ class SimplexLinear(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.compiler.is_compiling() and self.weight._version != self._seen:
+        w = self.weight
+        if not torch.compiler.is_compiling() and isinstance(w, nn.Parameter) and w._version != self._seen:
             self.project_()
         return F.linear(x, self.weight)
 
@@ -66,9 +68,9 @@ class WeightNormLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         w = linear.weight.detach()
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
         self.weight_g = nn.Parameter(torch.linalg.vector_norm(w, dim=1, keepdim=True))
         self.weight_v = nn.Parameter(w.clone())
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
 
     @property
     def weight(self) -> torch.Tensor:
