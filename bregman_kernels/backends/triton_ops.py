@@ -1,16 +1,17 @@
-"""The "triton" backend: ``bregman_kernels::triton_fwd`` / ``triton_bwd`` as ``torch.library.triton_op`` s.
+"""The "triton" backend: ``bregman_kernels::triton_fwd`` / ``triton_bwd``, registered with ``triton_op``.
 
 The kernels (triton_kernels.py) run over a flat range of elements. Inputs whose strides all equal those of the
-output (``torch.empty_like(x)``, dense) are read in place, in storage order; any other layout (transposed
-non-dense views, slices, expanded stride-0 tensors, mixed layouts) is first copied with ``.contiguous()``, and
-the result copied into the ``empty_like`` output when that is not contiguous. Under TRITON_INTERPRET=1 (set
-before triton is imported) the same kernels run on CPU tensors.
+outputs (``torch.empty_like(x)`` / ``empty_like(z)``, always dense) are read in place, in storage order; any other
+layout (non-dense views, slices, expanded stride-0 tensors, mixed layouts) is first copied with ``.contiguous()``,
+and the result copied into the ``empty_like`` output when that is not contiguous. Under TRITON_INTERPRET=1 (set
+before triton is imported) the same kernels run on CPU tensors, and the ops are opaque custom ops (see _register).
 
-Launch heuristic (elementwise and memory-bound): BLOCK = 1024 elements per program for fp32/fp64 and 2048 for
-fp16/bf16 (16 bytes per thread and load with 4 warps of 32 threads: 8 fp32 or 16 fp16 values, two 128-bit
-accesses), num_warps = 4, a 1-D grid of ⌈n/BLOCK⌉ programs. On a GPU, the sweep to measure is BLOCK ∈
-{512 … 8192} × num_warps ∈ {2, 4, 8} at 64 Mi elements, against a plain copy's bandwidth.
-fp64 passes param/lo/hi as compile-time constants (Triton types a float argument as fp32): each distinct
+Launch heuristic (elementwise, memory-bound, no autotuning): num_warps = 4 (128 threads) and BLOCK = 1024
+elements per program for fp32/fp64, 2048 for fp16/bf16, so that every thread moves 32 bytes per fp32/16-bit
+tensor (two 128-bit accesses; four for fp64); a 1-D grid of ⌈n/BLOCK⌉ programs, 64-bit offsets. To measure on
+a GPU: BLOCK ∈ {512 … 8192} × num_warps ∈ {2, 4, 8} at 64 Mi elements, forward and backward, against the
+bandwidth of a plain copy in the same run.
+fp64 passes param/lo/hi as compile-time constants (Triton types a Python float argument as fp32): each distinct
 (activation, eps) compiles once.
 """
 
@@ -25,7 +26,7 @@ from torch.library import triton_op, wrap_triton
 from .. import ops
 from . import triton_kernels as K
 
-NUM_WARPS = 4
+NUM_WARPS = 4  # Triton's default, left implicit in the launch (not every torch.compile release forwards it)
 # TRITON_INTERPRET=1 was set before triton was imported: the kernels are interpreted (numpy, CPU tensors)
 INTERPRETED = not isinstance(K.fwd_kernel, triton.runtime.jit.JITFunction)
 
@@ -69,10 +70,9 @@ def _launch(kernel, kernel_f64, tensors: tuple, n: int, act: int, param: float, 
     grid = (triton.cdiv(n, block),)
     with _quiet():
         if dtype == torch.float64:
-            wrap_triton(kernel_f64)[grid](*tensors, n, PARAM=param, LO=lo, HI=hi, ACT=act, BLOCK=block,
-                                          num_warps=NUM_WARPS)
+            wrap_triton(kernel_f64)[grid](*tensors, n, PARAM=param, LO=lo, HI=hi, ACT=act, BLOCK=block)
         else:
-            wrap_triton(kernel)[grid](*tensors, n, param, lo, hi, ACT=act, BLOCK=block, num_warps=NUM_WARPS)
+            wrap_triton(kernel)[grid](*tensors, n, param, lo, hi, ACT=act, BLOCK=block)
 
 
 def _register(name: str, schema: str, fake):
@@ -121,3 +121,4 @@ def _triton_bwd(grad: torch.Tensor, x: torch.Tensor, z: torch.Tensor, act: int, 
 triton_fwd = torch.ops.bregman_kernels.triton_fwd.default
 triton_bwd = torch.ops.bregman_kernels.triton_bwd.default
 ops.register_autograd("bregman_kernels::triton_fwd", triton_bwd)
+ops.register_vmap(triton_fwd, triton_bwd)
