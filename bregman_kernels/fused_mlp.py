@@ -127,6 +127,8 @@ def why_not_fused(model, x: torch.Tensor) -> str | None:
         return f"dtype {x.dtype} (the fused MLP computes fp32 or fp64)"
     if x.dim() == 0 or x.shape[-1] != model.lin[0].in_features:
         return "x does not end in the input width"
+    if x.device.type != "cpu" and x.shape[-1] > MAX_WIDTH:
+        return f"the input is wider than {MAX_WIDTH} (the GPU kernel keeps every width in one tile)"
     if torch.is_autocast_enabled(x.device.type):
         return "autocast is enabled"
     why = _why_no_kernel(x.device.type)
@@ -171,9 +173,10 @@ def _param(module, name: str):
     return p if p is not None else getattr(module, name)
 
 
-def hidden(model, x: torch.Tensor) -> torch.Tensor:
+def hidden(model, x: torch.Tensor, ops_pair: tuple | None = None) -> torch.Tensor:
     """h_L of ``model`` (a :class:`bregman_kernels.nn.BregmanMLP`) for ``x`` (..., n_0) through the fused ops: the
-    output of its hidden stack, before ``model.output``. Autograd reaches every weight, bias and offset map."""
+    output of its hidden stack, before ``model.output``. Autograd reaches every weight, bias and offset map.
+    ``ops_pair``: the (fwd, bwd) ops to use (default: the family serving x's device)."""
     from .nn.layers import SimplexLinear
 
     where, maps = [], []
@@ -188,10 +191,11 @@ def hidden(model, x: torch.Tensor) -> torch.Tensor:
     biases = [_param(lin, "bias") for lin in lins]
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
-    _why_no_kernel(x.device.type)
-    pair = _AVAILABLE[x.device.type][0]
+    if ops_pair is None:
+        _why_no_kernel(x.device.type)
+        ops_pair = _AVAILABLE[x.device.type][0]
     args = (where, *_activation_args(model, x.dtype))
-    out = _Hidden.apply(x2, pair, args, len(weights), *weights, *biases, *maps)
+    out = _Hidden.apply(x2, ops_pair, args, len(weights), *weights, *biases, *maps)
     return out.reshape(*lead, out.shape[-1])
 
 
