@@ -3,6 +3,9 @@
     bregmanet   the seed library's eager MLP (bregmanet.MLP)
     layers      bregman_kernels.nn.BregmanMLP, layer by layer (fused=False; the fused elementwise op per layer)
     fused       bregman_kernels.nn.BregmanMLP, whole hidden stack in one fused kernel forward and backward
+    floor       the same step with the hidden stack replaced by an autograd node that computes nothing (its
+                backward hands out ready-made gradients): what autograd and SGD alone cost for the 202
+                parameter tensors, the bound on any implementation that keeps bregmanet's parameters
 
 Net: atan, 100 hidden layers of width 2, input 2, 2 logits, batch 16, fp32 (the paper's toy experiment); the same
 optimizer for all three: SGD with foreach (one multi-tensor update of the 202 parameter tensors).
@@ -27,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 DEPTH, WIDTH, BATCH, ACT = 100, 2, 16, "atan"
-PROVIDERS = ("bregmanet", "layers", "fused")
+PROVIDERS = ("bregmanet", "layers", "fused", "floor")
 
 
 def _threads() -> int:
@@ -51,10 +54,31 @@ def build(provider: str, seed: int = 0) -> torch.nn.Module:
     from bregman_kernels import fused_mlp
     from bregman_kernels.nn import BregmanMLP
 
-    model = BregmanMLP(ACT, "bregman", fused=provider == "fused", **kw)
+    model = BregmanMLP(ACT, "bregman", fused=provider != "layers", **kw)
+    if provider == "floor":
+        model.forward = _floor_forward(model)
     if provider == "fused":
         assert fused_mlp.use_fused(model, torch.zeros(BATCH, 2)), "the fused path does not run here"
     return model
+
+
+class _NoWork(torch.autograd.Function):
+    """h_L = x (no work); backward: gradients prepared in the forward (one fresh tensor per parameter)."""
+
+    @staticmethod
+    def forward(ctx, x, *params):
+        ctx.grads = [torch.zeros_like(p) for p in params]
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        grads, ctx.grads = ctx.grads, None
+        return None, *grads
+
+
+def _floor_forward(model):
+    hidden = [p for n, p in model.named_parameters() if not n.startswith("output.")]
+    return lambda x: model.output(_NoWork.apply(x, *hidden))
 
 
 def make_step(provider: str):
@@ -92,7 +116,7 @@ def test_two_spiral_step(benchmark, provider):
         step = make_step(provider)
         benchmark.group = "two-spiral training step"
         benchmark.extra_info.update(depth=DEPTH, width=WIDTH, batch=BATCH, activation=ACT, threads=_threads())
-        rounds = 20 if provider == "bregmanet" or provider == "layers" else 300
+        rounds = 20 if provider in ("bregmanet", "layers") else 300
         benchmark.pedantic(step, rounds=rounds, warmup_rounds=3)
     finally:
         torch.set_num_threads(threads)
@@ -122,12 +146,12 @@ def main():
         if why:
             print(f"{p:10s} skipped ({why})")
             continue
-        ms[p] = median_ms(make_step(p), args.rounds * (10 if p == "fused" else 1))
+        ms[p] = median_ms(make_step(p), args.rounds * (10 if p in ("fused", "floor") else 1))
         print(f"{p:10s} {ms[p]:9.3f} ms per step")
-    if "fused" in ms:
+    for base in ("fused", "floor"):
         for p in ("bregmanet", "layers"):
-            if p in ms:
-                print(f"fused vs {p}: {ms[p] / ms['fused']:.1f}x faster")
+            if base in ms and p in ms:
+                print(f"{base} vs {p}: {ms[p] / ms[base]:.1f}x faster")
     try:
         print(f"load average: {os.getloadavg()}, threads: {args.threads}")
     except OSError:

@@ -164,6 +164,11 @@ def test_flag_selection():
     assert not fused_mlp.use_fused(spiral, x.half())
     spiral.fused = False
     assert not fused_mlp.use_fused(spiral, x)
+    mid = BregmanMLP("atan", hidden_dim=[fused_mlp.MAX_WIDTH], input_dim=2)
+    assert fused_mlp.use_fused(mid, x)
+    assert not fused_mlp.use_fused(mid, torch.randn(fused_mlp.BIG_BATCH + 1, 2))  # large batch: BLAS wins
+    mid.fused = True
+    assert fused_mlp.use_fused(mid, torch.randn(fused_mlp.BIG_BATCH + 1, 2))
 
 
 def _op_args(model, x):

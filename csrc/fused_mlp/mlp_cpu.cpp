@@ -3,6 +3,7 @@
 // (mlp_vec.h). Threads: at::parallel_for over tiles; the backward gives each thread chunk its own gradient
 // accumulator and sums the chunks in a fixed order.
 #include <ATen/Dispatch.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <ATen/core/Tensor.h>
@@ -195,7 +196,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::ve
     for (int64_t c = 1; c < chunks; ++c)
       for (int64_t k = 0; k < pl.acc_size; ++k) pa[k] += pa[c * pl.acc_size + k];
     auto piece = [&](int64_t off, at::IntArrayRef shape) {
-      at::Tensor out = at::empty(shape, x.options());
+      at::Tensor out = at::detail::empty_cpu(shape, x.scalar_type(), false, std::nullopt);  // no dispatch
       std::memcpy(out.data_ptr<T>(), pa + off, sizeof(T) * out.numel());
       return out;
     };

@@ -7,7 +7,8 @@
 // (or h[o]) per output row, one FMA per weight and vector; the layer's output rows are saved for the backward.
 // Backward: a and z are recomputed from the saved inputs (one more FMA per weight: cheaper than storing them),
 // then gW[o,i] += Σ_t gx[o,t]·h[i,t], gb[o] += Σ_t gx[o,t], gR[o,i] += Σ_t gz[o,t]·h[i,t] and
-// gh[i] = Σ_o W[o,i]·gx[o] + Σ_o R[o,i]·gz[o] (or gz[i]), lanes summed once per tile.
+// gh[i] = Σ_o W[o,i]·gx[o] + Σ_o R[o,i]·gz[o] (or gz[i]); the sums over samples are kept lane-wise (one vector
+// per parameter) and summed over lanes once per range of tiles.
 #pragma once
 
 #define BM_VEC_OPS_ONLY
@@ -70,27 +71,28 @@ inline void unit_bwd(int mode, const V& g, const V& a, const V& z, const V& lo, 
   gz = ga;
 }
 
-// a[v] = b[o] + Σ_i W[o,i]·h[i][v];  z[v] = Σ_i R[o,i]·h[i][v] (or h[o][v]); rows of h are ts apart
-template <class T>
-inline void affine(const Layer<T>& ly, int mode, int64_t o, const T* h, int64_t ts, int nv, Vec<T>* a, Vec<T>* z) {
+// a[v] = b[o] + Σ_i W[o,i]·h[i][v];  z[v] = Σ_i R[o,i]·h[i][v] (or h[o][v]); rows of h are ts apart. NV (the
+// vectors of the tile that hold samples) is a compile-time count: the tile stays in registers.
+template <int NV, class T>
+inline void affine(const Layer<T>& ly, int mode, int64_t o, const T* h, int64_t ts, Vec<T>* a, Vec<T>* z) {
   using V = Vec<T>;
   constexpr int VL = V::size();
   const T* w = ly.w + o * ly.n_in;
-  for (int v = 0; v < nv; ++v) a[v] = V(ly.b[o]);
+  for (int v = 0; v < NV; ++v) a[v] = V(ly.b[o]);
   for (int64_t i = 0; i < ly.n_in; ++i) {
     const V wi(w[i]);
-    for (int v = 0; v < nv; ++v) a[v] = at::vec::fmadd(wi, V::loadu(h + i * ts + v * VL), a[v]);
+    for (int v = 0; v < NV; ++v) a[v] = at::vec::fmadd(wi, V::loadu(h + i * ts + v * VL), a[v]);
   }
   if (mode == STANDARD) return;
   if (ly.r == nullptr) {
-    for (int v = 0; v < nv; ++v) z[v] = V::loadu(h + o * ts + v * VL);
+    for (int v = 0; v < NV; ++v) z[v] = V::loadu(h + o * ts + v * VL);
     return;
   }
   const T* r = ly.r + o * ly.n_in;
-  for (int v = 0; v < nv; ++v) z[v] = V(T(0));
+  for (int v = 0; v < NV; ++v) z[v] = V(T(0));
   for (int64_t i = 0; i < ly.n_in; ++i) {
     const V ri(r[i]);
-    for (int v = 0; v < nv; ++v) z[v] = at::vec::fmadd(ri, V::loadu(h + i * ts + v * VL), z[v]);
+    for (int v = 0; v < NV; ++v) z[v] = at::vec::fmadd(ri, V::loadu(h + i * ts + v * VL), z[v]);
   }
 }
 
@@ -112,22 +114,47 @@ inline void scatter_tile(const T* src, int64_t ts, int64_t s0, int64_t n, int64_
     for (int64_t i = 0; i < rows; ++i) dst[(s0 + t) * rows + i] = src[i * ts + t];
 }
 
-// Σ over the nv vectors and their lanes of a[v]
-template <class T>
-inline T sum(const Vec<T>* a, int nv) {
+// acc (one vector, lane-wise partial sums) += Σ_v a[v]·b[v]
+template <int NV, class T>
+inline void acc_dot(T* acc, const Vec<T>* a, const T* b) {
   using V = Vec<T>;
-  V s = a[0];
-  for (int v = 1; v < nv; ++v) s = s + a[v];
-  return at::vec::vec_reduce_all<T>([](V x, V y) { return x + y; }, s);
+  V s = V::loadu(acc);
+  for (int v = 0; v < NV; ++v) s = at::vec::fmadd(a[v], V::loadu(b + v * V::size()), s);
+  s.store(acc);
 }
 
-// Σ over the nv vectors and their lanes of a[v]·b[v]
-template <class T>
-inline T dot(const Vec<T>* a, const T* b, int nv) {
+// acc += Σ_v a[v]
+template <int NV, class T>
+inline void acc_sum(T* acc, const Vec<T>* a) {
   using V = Vec<T>;
-  V s = a[0] * V::loadu(b);
-  for (int v = 1; v < nv; ++v) s = at::vec::fmadd(a[v], V::loadu(b + v * V::size()), s);
-  return at::vec::vec_reduce_all<T>([](V x, V y) { return x + y; }, s);
+  V s = V::loadu(acc);
+  for (int v = 0; v < NV; ++v) s = s + a[v];
+  s.store(acc);
+}
+
+// One tile of NV vectors through every layer (cur: the input tile, feature-major; nxt: scratch); the output ends in
+// cur for an even number of layers, else in nxt. NV ∈ {1, 2, kTileVecs} (3 runs as 4: one instantiation fewer).
+template <int ACT, int NV, class T>
+void fwd_tile(const Net<T>& net, T* cur, T* nxt, T* hs, int64_t B, int64_t t0, int64_t n) {
+  using V = Vec<T>;
+  constexpr int VL = V::size();
+  constexpr int64_t TS = kTileVecs * VL;
+  const V lo(net.lo), hi(net.hi), p(net.param);
+  V a[NV], z[NV];
+  const int64_t L = net.num_layers;
+  for (int64_t l = 0; l < L; ++l) {
+    const Layer<T>& ly = net.layers[l];
+    for (int64_t o = 0; o < ly.n_out; ++o) {
+      affine<NV>(ly, net.mode, o, cur, TS, a, z);
+      // h_{l+1}[o] = unit(a, z)
+      for (int v = 0; v < NV; ++v) unit_fwd<ACT>(net.mode, a[v], z[v], lo, hi, p).store(nxt + o * TS + v * VL);
+    }
+    if (l + 1 < L) {  // save h_{l+1}: rows of hs, columns t0 … t0 + n
+      const int64_t row = net.layers[l + 1].h_row;
+      for (int64_t o = 0; o < ly.n_out; ++o) std::copy(nxt + o * TS, nxt + o * TS + n, hs + (row + o) * B + t0);
+    }
+    std::swap(cur, nxt);
+  }
 }
 
 template <int ACT, class T>
@@ -136,31 +163,83 @@ void fwd_range(const Net<T>& net, const T* x, int64_t sx0, int64_t sx1, T* y, T*
   using V = Vec<T>;
   constexpr int VL = V::size();
   constexpr int64_t TS = kTileVecs * VL;
-  const V lo(net.lo), hi(net.hi), p(net.param);
   std::vector<T> buf(2 * net.max_width * TS);
-  const int64_t L = net.num_layers, n_last = net.layers[L - 1].n_out;
-  V a[kTileVecs], z[kTileVecs];
+  T* cur = buf.data();
+  T* nxt = cur + net.max_width * TS;
   for (int64_t t0 = s0; t0 < s1; t0 += TS) {
     const int64_t n = std::min(TS, s1 - t0);
-    const int nv = static_cast<int>((n + VL - 1) / VL);
-    T* cur = buf.data();
-    T* nxt = cur + net.max_width * TS;
     gather_tile(x, sx0, sx1, t0, n, net.layers[0].n_in, TS, cur);
-    for (int64_t l = 0; l < L; ++l) {
-      const Layer<T>& ly = net.layers[l];
-      for (int64_t o = 0; o < ly.n_out; ++o) {
-        affine(ly, net.mode, o, cur, TS, nv, a, z);
-        // h_{l+1}[o] = unit(a, z)
-        for (int v = 0; v < nv; ++v) unit_fwd<ACT>(net.mode, a[v], z[v], lo, hi, p).store(nxt + o * TS + v * VL);
-      }
-      if (l + 1 < L) {  // save h_{l+1}: rows of hs, columns t0 … t0 + n
-        const Layer<T>& next = net.layers[l + 1];
-        for (int64_t o = 0; o < ly.n_out; ++o) std::copy(nxt + o * TS, nxt + o * TS + n, hs + (next.h_row + o) * B + t0);
-      }
-      std::swap(cur, nxt);
+    switch ((n + VL - 1) / VL) {
+      case 1: fwd_tile<ACT, 1>(net, cur, nxt, hs, B, t0, n); break;
+      case 2: fwd_tile<ACT, 2>(net, cur, nxt, hs, B, t0, n); break;
+      default: fwd_tile<ACT, kTileVecs>(net, cur, nxt, hs, B, t0, n); break;
     }
-    scatter_tile(cur, TS, t0, n, n_last, y);
+    scatter_tile(net.num_layers % 2 == 1 ? nxt : cur, TS, t0, n, net.layers[net.num_layers - 1].n_out, y);
   }
+}
+
+// One tile backward: gcur holds ∂L/∂h_L (feature-major); on return ∂L/∂h_0 is in the buffer returned.
+// lacc: lane-wise gradient accumulators, VL values per parameter (summed over lanes once per range).
+template <int ACT, int NV, class T>
+T* bwd_tile(const Net<T>& net, const T* x, int64_t sx0, int64_t sx1, const T* hs, T* gcur, T* gnxt, T* h,
+            T* lacc, int64_t B, int64_t t0, int64_t n) {
+  using V = Vec<T>;
+  constexpr int VL = V::size();
+  constexpr int64_t TS = kTileVecs * VL;
+  const V lo(net.lo), hi(net.hi), p(net.param);
+  V a[NV], z[NV], ga[NV], gz[NV];
+  for (int64_t l = net.num_layers - 1; l >= 0; --l) {
+    const Layer<T>& ly = net.layers[l];
+    // h = h_l for this tile (zeros past n)
+    if (l == 0) {
+      gather_tile(x, sx0, sx1, t0, n, ly.n_in, TS, h);
+    } else {
+      for (int64_t i = 0; i < ly.n_in; ++i) {
+        const T* src = hs + (ly.h_row + i) * B + t0;
+        std::copy(src, src + n, h + i * TS);
+        std::fill(h + i * TS + n, h + (i + 1) * TS, T(0));
+      }
+    }
+    std::fill(gnxt, gnxt + ly.n_in * TS, T(0));
+    T* aw = lacc + ly.acc * VL;
+    T* ab = aw + ly.n_out * ly.n_in * VL;
+    T* ar = ab + ly.n_out * VL;
+    for (int64_t o = 0; o < ly.n_out; ++o) {
+      affine<NV>(ly, net.mode, o, h, TS, a, z);
+      // (ga, gz) = (∂L/∂a, ∂L/∂z) at this unit
+      for (int v = 0; v < NV; ++v)
+        unit_bwd<ACT>(net.mode, V::loadu(gcur + o * TS + v * VL), a[v], z[v], lo, hi, p, ga[v], gz[v]);
+      // gb[o] += Σ_t ga;  gW[o,i] += Σ_t ga·h[i];  gh[i] += W[o,i]·ga
+      acc_sum<NV>(ab + o * VL, ga);
+      for (int64_t i = 0; i < ly.n_in; ++i) {
+        acc_dot<NV>(aw + (o * ly.n_in + i) * VL, ga, h + i * TS);
+        const V wi(ly.w[o * ly.n_in + i]);
+        for (int v = 0; v < NV; ++v) {
+          T* d = gnxt + i * TS + v * VL;
+          at::vec::fmadd(wi, ga[v], V::loadu(d)).store(d);
+        }
+      }
+      if (net.mode == STANDARD) continue;
+      if (ly.r == nullptr) {  // gh[o] += gz
+        for (int v = 0; v < NV; ++v) {
+          T* d = gnxt + o * TS + v * VL;
+          (V::loadu(d) + gz[v]).store(d);
+        }
+        continue;
+      }
+      // gR[o,i] += Σ_t gz·h[i];  gh[i] += R[o,i]·gz
+      for (int64_t i = 0; i < ly.n_in; ++i) {
+        acc_dot<NV>(ar + (o * ly.n_in + i) * VL, gz, h + i * TS);
+        const V ri(ly.r[o * ly.n_in + i]);
+        for (int v = 0; v < NV; ++v) {
+          T* d = gnxt + i * TS + v * VL;
+          at::vec::fmadd(ri, gz[v], V::loadu(d)).store(d);
+        }
+      }
+    }
+    std::swap(gcur, gnxt);
+  }
+  return gcur;
 }
 
 template <int ACT, class T>
@@ -169,70 +248,27 @@ void bwd_range(const Net<T>& net, const T* g, int64_t sg0, int64_t sg1, const T*
   using V = Vec<T>;
   constexpr int VL = V::size();
   constexpr int64_t TS = kTileVecs * VL;
-  const V lo(net.lo), hi(net.hi), p(net.param);
   const int64_t W = net.max_width, L = net.num_layers;
-  std::vector<T> buf(3 * W * TS);
-  V a[kTileVecs], z[kTileVecs], ga[kTileVecs], gz[kTileVecs];
+  const Layer<T>& last = net.layers[L - 1];
+  const int64_t P = last.acc + last.n_out * last.n_in * (last.r ? 2 : 1) + last.n_out;
+  std::vector<T> buf(3 * W * TS), lacc(P * VL, T(0));
   for (int64_t t0 = s0; t0 < s1; t0 += TS) {
     const int64_t n = std::min(TS, s1 - t0);
-    const int nv = static_cast<int>((n + VL - 1) / VL);
     T* gcur = buf.data();
     T* gnxt = gcur + W * TS;
     T* h = gnxt + W * TS;
-    gather_tile(g, sg0, sg1, t0, n, net.layers[L - 1].n_out, TS, gcur);
-    for (int64_t l = L - 1; l >= 0; --l) {
-      const Layer<T>& ly = net.layers[l];
-      // h = h_l for this tile (zeros past n)
-      if (l == 0) {
-        gather_tile(x, sx0, sx1, t0, n, ly.n_in, TS, h);
-      } else {
-        for (int64_t i = 0; i < ly.n_in; ++i) {
-          const T* src = hs + (ly.h_row + i) * B + t0;
-          std::copy(src, src + n, h + i * TS);
-          std::fill(h + i * TS + n, h + (i + 1) * TS, T(0));
-        }
-      }
-      std::fill(gnxt, gnxt + ly.n_in * TS, T(0));
-      T* aw = acc + ly.acc;
-      T* ab = aw + ly.n_out * ly.n_in;
-      T* ar = ab + ly.n_out;
-      for (int64_t o = 0; o < ly.n_out; ++o) {
-        affine(ly, net.mode, o, h, TS, nv, a, z);
-        // (ga, gz) = (∂L/∂a, ∂L/∂z) at this unit
-        for (int v = 0; v < nv; ++v)
-          unit_bwd<ACT>(net.mode, V::loadu(gcur + o * TS + v * VL), a[v], z[v], lo, hi, p, ga[v], gz[v]);
-        // gb[o] += Σ_t ga;  gW[o,i] += Σ_t ga·h[i];  gh[i] += W[o,i]·ga
-        ab[o] += sum(ga, nv);
-        for (int64_t i = 0; i < ly.n_in; ++i) {
-          aw[o * ly.n_in + i] += dot(ga, h + i * TS, nv);
-          const V wi(ly.w[o * ly.n_in + i]);
-          for (int v = 0; v < nv; ++v) {
-            T* d = gnxt + i * TS + v * VL;
-            at::vec::fmadd(wi, ga[v], V::loadu(d)).store(d);
-          }
-        }
-        if (net.mode == STANDARD) continue;
-        if (ly.r == nullptr) {  // gh[o] += gz
-          for (int v = 0; v < nv; ++v) {
-            T* d = gnxt + o * TS + v * VL;
-            (V::loadu(d) + gz[v]).store(d);
-          }
-          continue;
-        }
-        // gR[o,i] += Σ_t gz·h[i];  gh[i] += R[o,i]·gz
-        for (int64_t i = 0; i < ly.n_in; ++i) {
-          ar[o * ly.n_in + i] += dot(gz, h + i * TS, nv);
-          const V ri(ly.r[o * ly.n_in + i]);
-          for (int v = 0; v < nv; ++v) {
-            T* d = gnxt + i * TS + v * VL;
-            at::vec::fmadd(ri, gz[v], V::loadu(d)).store(d);
-          }
-        }
-      }
-      std::swap(gcur, gnxt);
+    gather_tile(g, sg0, sg1, t0, n, last.n_out, TS, gcur);
+    T* out = nullptr;
+    switch ((n + VL - 1) / VL) {
+      case 1: out = bwd_tile<ACT, 1>(net, x, sx0, sx1, hs, gcur, gnxt, h, lacc.data(), B, t0, n); break;
+      case 2: out = bwd_tile<ACT, 2>(net, x, sx0, sx1, hs, gcur, gnxt, h, lacc.data(), B, t0, n); break;
+      default: out = bwd_tile<ACT, kTileVecs>(net, x, sx0, sx1, hs, gcur, gnxt, h, lacc.data(), B, t0, n); break;
     }
-    scatter_tile(gcur, TS, t0, n, net.layers[0].n_in, gx);
+    scatter_tile(out, TS, t0, n, net.layers[0].n_in, gx);
   }
+  // acc[k] += Σ over the lanes of lacc[k]
+  for (int64_t k = 0; k < P; ++k)
+    acc[k] += at::vec::vec_reduce_all<T>([](V u, V v) { return u + v; }, V::loadu(lacc.data() + k * VL));
 }
 
 template <int... A>
