@@ -3,6 +3,8 @@
     bregmanet   the seed library's eager MLP (bregmanet.MLP)
     layers      bregman_kernels.nn.BregmanMLP, layer by layer (fused=False; the fused elementwise op per layer)
     fused       bregman_kernels.nn.BregmanMLP, whole hidden stack in one fused kernel forward and backward
+    flat        fused, with the hidden parameters stored as one tensor (bregman_kernels.fused_mlp_flat.FlatMLP
+                built from the same BregmanMLP): one leaf for autograd and one tensor for SGD instead of 200
     floor       the same step with the hidden stack replaced by an autograd node that computes nothing (its
                 backward hands out ready-made gradients): what autograd and SGD alone cost for the 202
                 parameter tensors, the bound on any implementation that keeps bregmanet's parameters
@@ -30,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 DEPTH, WIDTH, BATCH, ACT = 100, 2, 16, "atan"
-PROVIDERS = ("bregmanet", "layers", "fused", "floor")
+PROVIDERS = ("bregmanet", "layers", "fused", "flat", "floor")
 
 
 def _threads() -> int:
@@ -57,6 +59,10 @@ def build(provider: str, seed: int = 0) -> torch.nn.Module:
     model = BregmanMLP(ACT, "bregman", fused=provider != "layers", **kw)
     if provider == "floor":
         model.forward = _floor_forward(model)
+    if provider == "flat":
+        from bregman_kernels.fused_mlp_flat import FlatMLP
+
+        model = FlatMLP.from_model(model)
     if provider == "fused":
         assert fused_mlp.use_fused(model, torch.zeros(BATCH, 2)), "the fused path does not run here"
     return model
@@ -146,9 +152,9 @@ def main():
         if why:
             print(f"{p:10s} skipped ({why})")
             continue
-        ms[p] = median_ms(make_step(p), args.rounds * (10 if p in ("fused", "floor") else 1))
+        ms[p] = median_ms(make_step(p), args.rounds * (10 if p in ("fused", "flat", "floor") else 1))
         print(f"{p:10s} {ms[p]:9.3f} ms per step")
-    for base in ("fused", "floor"):
+    for base in ("fused", "flat", "floor"):
         for p in ("bregmanet", "layers"):
             if base in ms and p in ms:
                 print(f"{base} vs {p}: {ms[p] / ms[base]:.1f}x faster")

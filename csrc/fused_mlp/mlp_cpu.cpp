@@ -139,27 +139,64 @@ int64_t grain(int64_t tile, int64_t work) { return std::max<int64_t>(1, kGrainWo
 
 #define BM_DISPATCH_MLP(TYPE, NAME, ...) AT_DISPATCH_FLOATING_TYPES(TYPE, NAME, __VA_ARGS__)
 
+// Forward core: (h_L, hs) for a validated plan.
+template <class T>
+std::tuple<at::Tensor, at::Tensor> fwd_core(const Plan<T>& pl, const at::Tensor& x, int64_t act) {
+  const int64_t B = x.size(0);
+  at::Tensor y = at::empty({B, pl.layers.back().n_out}, x.options());
+  at::Tensor hs = at::empty({pl.hs_rows, B}, x.options());
+  if (B == 0) return {y, hs};
+  const Table* t = table();
+  const FwdFn<T> fn = fwd_of<T>(t, act);
+  const int64_t ts = tile_of<T>(t), tiles = (B + ts - 1) / ts;
+  const T* px = x.data_ptr<T>();
+  T *py = y.data_ptr<T>(), *ph = hs.data_ptr<T>();
+  at::parallel_for(0, tiles, grain(ts, pl.work), [&](int64_t t0, int64_t t1) {
+    fn(pl.net, px, x.stride(0), x.stride(1), py, ph, B, t0 * ts, std::min(t1 * ts, B));
+  });
+  return {y, hs};
+}
+
 std::tuple<at::Tensor, at::Tensor> mlp_fwd_cpu(const at::Tensor& x, at::TensorList w, at::TensorList b,
                                                at::TensorList r, at::IntArrayRef r_layers, int64_t mode,
                                                int64_t act, double param, double lo, double hi) {
   at::Tensor y, hs;
   BM_DISPATCH_MLP(x.scalar_type(), "mlp_fwd_cpu", [&] {
     using T = scalar_t;
-    Plan<T> pl = plan<T>("mlp_fwd", x, w, b, r, r_layers, mode, act, param, lo, hi);
-    const int64_t B = x.size(0);
-    y = at::empty({B, pl.layers.back().n_out}, x.options());
-    hs = at::empty({pl.hs_rows, B}, x.options());
-    if (B == 0) return;
-    const Table* t = table();
-    const FwdFn<T> fn = fwd_of<T>(t, act);
-    const int64_t ts = tile_of<T>(t), tiles = (B + ts - 1) / ts;
-    const T* px = x.data_ptr<T>();
-    T *py = y.data_ptr<T>(), *ph = hs.data_ptr<T>();
-    at::parallel_for(0, tiles, grain(ts, pl.work), [&](int64_t t0, int64_t t1) {
-      fn(pl.net, px, x.stride(0), x.stride(1), py, ph, B, t0 * ts, std::min(t1 * ts, B));
-    });
+    std::tie(y, hs) = fwd_core<T>(plan<T>("mlp_fwd", x, w, b, r, r_layers, mode, act, param, lo, hi), x, act);
   });
   return {y, hs};
+}
+
+// Backward core: (grad_x, flat gradient in the accumulator layout of Layer::acc) and the layer table.
+template <class T>
+std::tuple<at::Tensor, at::Tensor> bwd_core(const Plan<T>& pl, const at::Tensor& grad, const at::Tensor& x,
+                                            const at::Tensor& hs, int64_t act) {
+  const int64_t B = x.size(0);
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef({B, pl.layers.back().n_out}) && grad.scalar_type() == x.scalar_type()
+                  && grad.device().is_cpu(), "mlp_bwd: grad must be (batch, last width) of x's dtype on the CPU");
+  TORCH_CHECK(hs.sizes() == at::IntArrayRef({pl.hs_rows, B}) && hs.is_contiguous() &&
+                  hs.scalar_type() == x.scalar_type(), "mlp_bwd: hs is not the state saved by mlp_fwd");
+  at::Tensor gx = at::empty({B, x.size(1)}, x.options());
+  const Table* t = table();
+  const BwdFn<T> fn = bwd_of<T>(t, act);
+  const int64_t ts = tile_of<T>(t), tiles = (B + ts - 1) / ts;
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), tiles / grain(ts, pl.work)));
+  at::Tensor acc = at::zeros({chunks, pl.acc_size}, x.options());
+  T* pa = acc.data_ptr<T>();
+  const T *pg = grad.data_ptr<T>(), *px = x.data_ptr<T>(), *ph = hs.data_ptr<T>();
+  T* pgx = gx.data_ptr<T>();
+  if (B > 0) {
+    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c)
+        fn(pl.net, pg, grad.stride(0), grad.stride(1), px, x.stride(0), x.stride(1), ph, pgx, pa + c * pl.acc_size, B,
+           std::min(B, c * tiles / chunks * ts), std::min(B, (c + 1) * tiles / chunks * ts));
+    });
+  }
+  // chunk sums in a fixed order into chunk 0
+  for (int64_t c = 1; c < chunks; ++c)
+    for (int64_t k = 0; k < pl.acc_size; ++k) pa[k] += pa[c * pl.acc_size + k];
+  return {gx, acc[0]};
 }
 
 std::tuple<at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Tensor>> mlp_bwd_cpu(
@@ -170,38 +207,15 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::ve
   BM_DISPATCH_MLP(x.scalar_type(), "mlp_bwd_cpu", [&] {
     using T = scalar_t;
     Plan<T> pl = plan<T>("mlp_bwd", x, w, b, r, r_layers, mode, act, param, lo, hi);
-    const int64_t B = x.size(0), L = pl.net.num_layers;
-    TORCH_CHECK(grad.sizes() == at::IntArrayRef({B, pl.layers.back().n_out}) && grad.scalar_type() == x.scalar_type()
-                    && grad.device().is_cpu(), "mlp_bwd: grad must be (batch, last width) of x's dtype on the CPU");
-    TORCH_CHECK(hs.sizes() == at::IntArrayRef({pl.hs_rows, B}) && hs.is_contiguous() &&
-                    hs.scalar_type() == x.scalar_type(), "mlp_bwd: hs is not the state saved by mlp_fwd");
-    gx = at::empty({B, x.size(1)}, x.options());
-    const Table* t = table();
-    const BwdFn<T> fn = bwd_of<T>(t, act);
-    const int64_t ts = tile_of<T>(t), tiles = (B + ts - 1) / ts;
-    const int64_t chunks = std::max<int64_t>(
-        1, std::min<int64_t>(at::get_num_threads(), tiles / grain(ts, pl.work)));
-    at::Tensor acc = at::zeros({chunks, pl.acc_size}, x.options());
-    T* pa = acc.data_ptr<T>();
-    const T *pg = grad.data_ptr<T>(), *px = x.data_ptr<T>(), *ph = hs.data_ptr<T>();
-    T* pgx = gx.data_ptr<T>();
-    if (B > 0) {
-      at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c)
-          fn(pl.net, pg, grad.stride(0), grad.stride(1), px, x.stride(0), x.stride(1), ph, pgx, pa + c * pl.acc_size, B,
-             std::min(B, c * tiles / chunks * ts), std::min(B, (c + 1) * tiles / chunks * ts));
-      });
-    }
-    // chunk sums in a fixed order into chunk 0
-    for (int64_t c = 1; c < chunks; ++c)
-      for (int64_t k = 0; k < pl.acc_size; ++k) pa[k] += pa[c * pl.acc_size + k];
+    auto [g, acc] = bwd_core<T>(pl, grad, x, hs, act);
+    gx = g;
+    const T* pa = acc.data_ptr<T>();
     auto piece = [&](int64_t off, at::IntArrayRef shape) {
       at::Tensor out = at::detail::empty_cpu(shape, x.scalar_type(), false, std::nullopt);  // no dispatch
       std::memcpy(out.data_ptr<T>(), pa + off, sizeof(T) * out.numel());
       return out;
     };
-    for (int64_t l = 0; l < L; ++l) {
-      const Layer<T>& ly = pl.layers[l];
+    for (const Layer<T>& ly : pl.layers) {
       gw.push_back(piece(ly.acc, {ly.n_out, ly.n_in}));
       gb.push_back(piece(ly.acc + ly.n_out * ly.n_in, {ly.n_out}));
     }
@@ -213,10 +227,88 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::ve
   return {gx, gw, gb, gr};
 }
 
+// ---- flat parameters: one tensor, per layer [W (n_out·n_in), b (n_out), R (n_out·n_in, offset layers only)] ----
+
+// The plan of a flat parameter tensor: layer pointers straight into its data (no per-layer tensors).
+template <class T>
+Plan<T> plan_flat(const char* op, const at::Tensor& x, const at::Tensor& params, at::IntArrayRef widths,
+                  at::IntArrayRef r_layers, int64_t mode, int64_t act, double param, double lo, double hi) {
+  const int64_t L = static_cast<int64_t>(widths.size()) - 1;
+  TORCH_CHECK(L >= 1 && x.dim() == 2 && x.size(1) == widths[0], op, ": x must be (batch, widths[0]) and widths ",
+              "needs at least two entries");
+  TORCH_CHECK(params.dim() == 1 && params.is_contiguous() && params.scalar_type() == x.scalar_type() &&
+                  params.device().is_cpu(), op, ": params must be a contiguous 1-D CPU tensor of x's dtype");
+  TORCH_CHECK(mode >= STANDARD && mode <= EUCLIDEAN, op, ": unknown mode ", mode);
+  TORCH_CHECK(act >= 0 && act < kNumCodes && !(act == kPlainRelu && mode == BREGMAN), op,
+              ": unknown activation code ", act, " for mode ", mode);
+  std::vector<bool> has_r(L, false);
+  for (int64_t l : r_layers) {
+    TORCH_CHECK(l >= 0 && l < L && !has_r[l], op, ": offset layers must be distinct layer indices");
+    has_r[l] = true;
+  }
+  Plan<T> pl;
+  const T* base = params.data_ptr<T>();
+  int64_t max_width = widths[0];
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t n_in = widths[l], n_out = widths[l + 1];
+    TORCH_CHECK(n_out >= 1, op, ": widths must be positive");
+    TORCH_CHECK(has_r[l] || mode == STANDARD || n_in == n_out, op, ": layer ", l,
+                " changes width and needs an offset map");
+    TORCH_CHECK(!has_r[l] || mode != STANDARD, op, ": the standard version has no offset maps");
+    Layer<T> ly{};
+    ly.n_in = n_in;
+    ly.n_out = n_out;
+    ly.acc = pl.acc_size;  // the accumulator layout is the flat layout
+    ly.w = base + ly.acc;
+    ly.b = ly.w + n_out * n_in;
+    ly.r = has_r[l] ? ly.b + n_out : nullptr;
+    ly.h_row = pl.hs_rows;
+    if (l > 0) pl.hs_rows += n_in;
+    pl.acc_size += n_out * n_in * (ly.r ? 2 : 1) + n_out;
+    pl.work += n_out * n_in * (ly.r ? 2 : 1) + 32 * n_out;
+    max_width = std::max(max_width, n_out);
+    pl.layers.push_back(ly);
+  }
+  TORCH_CHECK(pl.acc_size == params.numel(), op, ": params has ", params.numel(), " values, the widths need ",
+              pl.acc_size);
+  pl.net = Net<T>{pl.layers.data(), L, max_width, static_cast<int>(mode), static_cast<T>(lo), static_cast<T>(hi),
+                  static_cast<T>(param)};
+  return pl;
+}
+
+std::tuple<at::Tensor, at::Tensor> mlp_flat_fwd_cpu(const at::Tensor& x, const at::Tensor& params,
+                                                    at::IntArrayRef widths, at::IntArrayRef r_layers, int64_t mode,
+                                                    int64_t act, double param, double lo, double hi) {
+  at::Tensor y, hs;
+  BM_DISPATCH_MLP(x.scalar_type(), "mlp_flat_fwd_cpu", [&] {
+    using T = scalar_t;
+    std::tie(y, hs) = fwd_core<T>(plan_flat<T>("mlp_flat_fwd", x, params, widths, r_layers, mode, act, param, lo, hi),
+                                  x, act);
+  });
+  return {y, hs};
+}
+
+std::tuple<at::Tensor, at::Tensor> mlp_flat_bwd_cpu(const at::Tensor& grad, const at::Tensor& x,
+                                                    const at::Tensor& hs, const at::Tensor& params,
+                                                    at::IntArrayRef widths, at::IntArrayRef r_layers, int64_t mode,
+                                                    int64_t act, double param, double lo, double hi) {
+  at::Tensor gx, gp;
+  BM_DISPATCH_MLP(x.scalar_type(), "mlp_flat_bwd_cpu", [&] {
+    using T = scalar_t;
+    Plan<T> pl = plan_flat<T>("mlp_flat_bwd", x, params, widths, r_layers, mode, act, param, lo, hi);
+    // the accumulator layout is the flat layout: the gradient is the accumulator
+    std::tie(gx, gp) = bwd_core<T>(pl, grad, x, hs, act);
+    gp = gp.clone();
+  });
+  return {gx, gp};
+}
+
 }  // namespace
 }  // namespace bregman_kernels::mlp
 
 TORCH_LIBRARY_IMPL(bregman_kernels, CPU, m) {
   m.impl("mlp_fwd", &bregman_kernels::mlp::mlp_fwd_cpu);
   m.impl("mlp_bwd", &bregman_kernels::mlp::mlp_bwd_cpu);
+  m.impl("mlp_flat_fwd", &bregman_kernels::mlp::mlp_flat_fwd_cpu);
+  m.impl("mlp_flat_bwd", &bregman_kernels::mlp::mlp_flat_bwd_cpu);
 }
