@@ -16,6 +16,8 @@ x is (batch, n_0); offsets[k] is the map R of layer offset_layers[k] (other laye
 them (one more multiply-add per weight, cheaper than storing a, z and the activation's derivatives). act is the
 registry code, or PLAIN_RELU for the true ReLU of the non-Bregman versions. Families: "mlp" (C++: CPU kernels in
 csrc/fused_mlp) and "mlp_triton" (Triton, GPU; CPU tensors under TRITON_INTERPRET=1; fused_mlp_triton.py).
+fused_mlp_flat.py has the same kernels on one flat parameter tensor (FlatMLP): for deep narrow nets the per-tensor
+costs of autograd and the optimizer (2–3 tensors per layer) outweigh the fused kernels themselves.
 """
 
 from __future__ import annotations

@@ -38,42 +38,13 @@ def _fake_bwd(grad, x, hs, params, widths, offset_layers, mode, act, param, lo, 
     return x.new_empty(x.shape), params.new_empty(params.shape)
 
 
-def _setup_context(ctx, inputs, output):
-    x, params, *args = inputs
-    ctx.mark_non_differentiable(output[1])
-    ctx.save_for_backward(x, output[1], params)
-    ctx.args = tuple(args)
-
-
-def _backward(ctx, grad, _grad_hs):
-    x, hs, params = ctx.saved_tensors
-    gx, gp = mlp_flat_bwd(grad, x, hs, params, *ctx.args)
-    return gx if ctx.needs_input_grad[0] else None, gp, None, None if ctx.args[1] else [], None, None, None, None, None
-
-
 for _name, _schema, _fake in (("mlp_flat_fwd", FWD_SCHEMA, _fake_fwd), ("mlp_flat_bwd", BWD_SCHEMA, _fake_bwd)):
     torch.library.define(f"{ops.NAMESPACE}::{_name}", _schema)
     torch.library.register_fake(f"{ops.NAMESPACE}::{_name}")(_fake)
 mlp_flat_fwd = torch.ops.bregman_kernels.mlp_flat_fwd.default
 mlp_flat_bwd = torch.ops.bregman_kernels.mlp_flat_bwd.default
-torch.library.register_autograd(f"{ops.NAMESPACE}::mlp_flat_fwd", _backward, setup_context=_setup_context)
-
-
-class _FlatHidden(torch.autograd.Function):
-    """Both flat ops under one autograd node (the module's hot path: no per-call flattening of the int lists)."""
-
-    @staticmethod
-    def forward(ctx, x, params, args):
-        out, hs = mlp_flat_fwd(x, params, *args)
-        ctx.save_for_backward(x, hs, params)
-        ctx.args = args
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, hs, params = ctx.saved_tensors
-        gx, gp = mlp_flat_bwd(grad, x, hs, params, *ctx.args)
-        return gx if ctx.needs_input_grad[0] else None, gp, None
+# Autograd of mlp_flat_fwd is registered in C++ with the CPU kernels (csrc/fused_mlp/mlp_cpu.cpp, FlatFunction):
+# its backward is the mlp_flat_bwd op, and no Python runs on the training step's path.
 
 
 class FlatMLP(nn.Module):
@@ -103,6 +74,7 @@ class FlatMLP(nn.Module):
         self.hidden = nn.Parameter(torch.cat(pieces))
         self.output = copy.deepcopy(model.output)
         self._seen = self.hidden._version  # the maps come projected from the model
+        self._arg_cache: dict = {}
 
     @classmethod
     def from_model(cls, model) -> FlatMLP:
@@ -143,17 +115,21 @@ class FlatMLP(nn.Module):
         model.output.load_state_dict(self.output.state_dict())
         return model
 
+    def _args(self, dtype: torch.dtype) -> tuple:
+        # (widths, offset layers, mode, act code, param, lo, hi) for inputs of ``dtype``, built once per dtype
+        if dtype not in self._arg_cache:
+            if self.version == "bregman":
+                code, (lo, hi) = self.act.code, self.act.bounds(self.eps, dtype)
+            else:
+                code, lo, hi = FM.PLAIN_RELU if self.relu else self.act.code, 0.0, 0.0
+            self._arg_cache[dtype] = (self.widths, self.offset_layers, FM.MODES[self.version], code, self.act.param,
+                                      lo, hi)
+        return self._arg_cache[dtype]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.offset_layers and not torch.compiler.is_compiling() and self.hidden._version != self._seen:
             self.project_()
-        mode = FM.MODES[self.version]
-        if self.version == "bregman":
-            lo, hi = self.act.bounds(self.eps, x.dtype)
-            code = self.act.code
-        else:
-            lo, hi = 0.0, 0.0
-            code = FM.PLAIN_RELU if self.relu else self.act.code
-        lead = x.shape[:-1]
-        args = (self.widths, self.offset_layers, mode, code, self.act.param, lo, hi)
-        h = _FlatHidden.apply(x.reshape(-1, x.shape[-1]), self.hidden, args)
-        return self.output(h.reshape(*lead, h.shape[-1]))
+        if x.dim() == 2:
+            return self.output(mlp_flat_fwd(x, self.hidden, *self._args(x.dtype))[0])
+        h = mlp_flat_fwd(x.reshape(-1, x.shape[-1]), self.hidden, *self._args(x.dtype))[0]
+        return self.output(h.reshape(*x.shape[:-1], h.shape[-1]))

@@ -83,3 +83,16 @@ def test_ops_gradcheck_opcheck_and_errors():
         mlp_flat_fwd(x.detach(), p.detach()[:-1], *args)
     with pytest.raises(RuntimeError, match="offset map"):
         mlp_flat_fwd(x.detach(), p.detach(), flat.widths, [], *args[2:])
+
+
+def test_compile_fullgraph():
+    flat = FlatMLP.from_model(_model(widths=(2, 2, 2), n_in=2))
+    x = _x(2, 8)
+    compiled = torch.compile(flat, fullgraph=True, backend="aot_eager")
+    for net in (flat, compiled):
+        net.zero_grad()
+        net(x).square().sum().backward()
+        if net is flat:
+            y0, g0 = flat(x), flat.hidden.grad.clone()
+    torch.testing.assert_close(compiled(x), y0, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(flat.hidden.grad, g0, rtol=1e-13, atol=1e-15)

@@ -1,6 +1,6 @@
-// CPU implementations of bregman_kernels::mlp_fwd / mlp_bwd (schemas defined in Python, bregman_kernels/fused_mlp.py):
-// all hidden layers of a narrow MLP in one pass forward and one pass backward over tiles of samples
-// (mlp_vec.h). Threads: at::parallel_for over tiles; the backward gives each thread chunk its own gradient
+// CPU implementations of bregman_kernels::mlp_fwd / mlp_bwd and mlp_flat_fwd / mlp_flat_bwd (schemas defined in
+// Python: bregman_kernels/fused_mlp.py, fused_mlp_flat.py), and the autograd of mlp_flat_fwd: all hidden layers of
+// a narrow MLP in one pass forward and one pass backward over tiles of samples (mlp_vec.h). Threads: at::parallel_for over tiles; the backward gives each thread chunk its own gradient
 // accumulator and sums the chunks in a fixed order.
 #include <ATen/Dispatch.h>
 #include <ATen/EmptyTensor.h>
@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
+#include <torch/autograd.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -303,6 +304,61 @@ std::tuple<at::Tensor, at::Tensor> mlp_flat_bwd_cpu(const at::Tensor& grad, cons
   return {gx, gp};
 }
 
+// Autograd of mlp_flat_fwd in C++ (no Python on the step's hot path): saves (x, hs, params), the backward is the
+// mlp_flat_bwd op (itself dispatched: traceable by torch.compile).
+class FlatFunction : public torch::autograd::Function<FlatFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                                                const at::Tensor& params, std::vector<int64_t> widths,
+                                                std::vector<int64_t> r_layers, int64_t mode, int64_t act,
+                                                double param, double lo, double hi) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("bregman_kernels::mlp_flat_fwd", "")
+                         .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
+                                                                   at::IntArrayRef, at::IntArrayRef, int64_t, int64_t,
+                                                                   double, double, double)>();
+    auto [y, hs] = op.call(x, params, widths, r_layers, mode, act, param, lo, hi);
+    ctx->save_for_backward({x, hs, params});
+    ctx->mark_non_differentiable({hs});
+    ctx->saved_data["widths"] = widths;
+    ctx->saved_data["r_layers"] = r_layers;
+    ctx->saved_data["mode"] = mode;
+    ctx->saved_data["act"] = act;
+    ctx->saved_data["param"] = param;
+    ctx->saved_data["lo"] = lo;
+    ctx->saved_data["hi"] = hi;
+    return {y, hs};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("bregman_kernels::mlp_flat_bwd", "")
+                         .typed<std::tuple<at::Tensor, at::Tensor>(
+                             const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                             at::IntArrayRef, at::IntArrayRef, int64_t, int64_t, double, double, double)>();
+    auto saved = ctx->get_saved_variables();
+    const auto widths = ctx->saved_data["widths"].toIntVector();
+    const auto r_layers = ctx->saved_data["r_layers"].toIntVector();
+    at::Tensor grad = grads[0];
+    if (!grad.defined()) grad = at::zeros({saved[0].size(0), widths.back()}, saved[0].options());
+    auto [gx, gp] = op.call(grad, saved[0], saved[1], saved[2], widths, r_layers, ctx->saved_data["mode"].toInt(),
+                            ctx->saved_data["act"].toInt(), ctx->saved_data["param"].toDouble(),
+                            ctx->saved_data["lo"].toDouble(), ctx->saved_data["hi"].toDouble());
+    const at::Tensor none;
+    return {ctx->needs_input_grad(0) ? gx : none, gp, none, none, none, none, none, none, none};
+  }
+};
+
+std::tuple<at::Tensor, at::Tensor> mlp_flat_fwd_autograd(const at::Tensor& x, const at::Tensor& params,
+                                                         at::IntArrayRef widths, at::IntArrayRef r_layers,
+                                                         int64_t mode, int64_t act, double param, double lo,
+                                                         double hi) {
+  auto out = FlatFunction::apply(x, params, widths.vec(), r_layers.vec(), mode, act, param, lo, hi);
+  return {out[0], out[1]};
+}
+
 }  // namespace
 }  // namespace bregman_kernels::mlp
 
@@ -311,4 +367,8 @@ TORCH_LIBRARY_IMPL(bregman_kernels, CPU, m) {
   m.impl("mlp_bwd", &bregman_kernels::mlp::mlp_bwd_cpu);
   m.impl("mlp_flat_fwd", &bregman_kernels::mlp::mlp_flat_fwd_cpu);
   m.impl("mlp_flat_bwd", &bregman_kernels::mlp::mlp_flat_bwd_cpu);
+}
+
+TORCH_LIBRARY_IMPL(bregman_kernels, Autograd, m) {
+  m.impl("mlp_flat_fwd", &bregman_kernels::mlp::mlp_flat_fwd_autograd);
 }
