@@ -348,3 +348,39 @@ def test_int64_offsets_past_2_31():
     del y
     gx, gz = T.triton_bwd(torch.ones_like(x), x, z, A.TANH, 0.0, *bk.get_activation("tanh").bounds(EPS, torch.float16))
     assert gx[-1].item() == pytest.approx(0.75, rel=1e-3) and gz[-1].item() == 1.0
+
+
+_AOT = """
+import sys
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource, compile
+from bregman_kernels.backends import triton_kernels as K
+target = GPUTarget("cuda", 90, 32)
+def sig(names, ptr, scalars):
+    return {**{n: ptr for n in names}, "n": "i64", **scalars}
+f32 = {"param": "fp32", "lo": "fp32", "hi": "fp32", "ACT": "constexpr", "BLOCK": "constexpr"}
+f64 = {"PARAM": "constexpr", "LO": "constexpr", "HI": "constexpr", "ACT": "constexpr", "BLOCK": "constexpr"}
+fwd, bwd = ["x_ptr", "z_ptr", "out_ptr"], ["g_ptr", "x_ptr", "z_ptr", "gx_ptr", "gz_ptr"]
+for act in range(9):
+    for kern, names in ((K.fwd_kernel, fwd), (K.bwd_kernel, bwd)):
+        ptr = "*bf16" if act == 1 else "*fp32"
+        compile(ASTSource(kern, sig(names, ptr, f32), {"ACT": act, "BLOCK": 1024}), target=target)
+for kern, names in ((K.fwd_kernel_f64, fwd), (K.bwd_kernel_f64, bwd)):
+    consts = {"PARAM": 1000.0, "LO": 1e-5, "HI": float("inf"), "ACT": 7, "BLOCK": 1024}
+    compile(ASTSource(kern, sig(names, "*fp64", f64), consts), target=target)
+print("compiled")
+"""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU tests compile and run the kernels themselves")
+def test_kernels_compile_for_the_gpu():
+    """Without a GPU the kernels are only interpreted: compile every one through Triton's real compiler (to sm_90
+    PTX and cubin, no device needed) in a process without TRITON_INTERPRET, so that GPU-only failures show here."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(bk.__file__)), env.get("PYTHONPATH", "")])
+    r = subprocess.run([sys.executable, "-c", _AOT], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0 and "compiled" in r.stdout, r.stderr[-3000:]

@@ -236,30 +236,36 @@ def _asinh_small_z(z):
 
 @triton.jit
 def _asinh_fwd(x, z):
-    m, su, L = _asinh_big(x, z)
-    # asinh(e^L) = L + log(1 + √(1 + e^{−2L})) for L > 0, else asinh(e^L) directly
-    Lp = tl.where(L < 0, 0.0, L)
-    big = su * tl.where(L > 0, L + log(1.0 + sqrt(1.0 + exp(-2.0 * Lp))), asinh(exp(L)))
-    small = asinh(x + sinh(_asinh_small_z(z)))
-    return tl.where(m > ASINH_BIG, big, small)
+    y = asinh(x + sinh(_asinh_small_z(z)))
+    # the |z| > 20 form is evaluated only in blocks that hold such a z (a branch per block, not per element)
+    if tl.max(tl.abs(z), axis=0) > ASINH_BIG:
+        m, su, L = _asinh_big(x, z)
+        # asinh(e^L) = L + log(1 + √(1 + e^{−2L})) for L > 0, else asinh(e^L) directly
+        Lp = tl.where(L < 0, 0.0, L)
+        big = su * tl.where(L > 0, L + log(1.0 + sqrt(1.0 + exp(-2.0 * Lp))), asinh(exp(L)))
+        y = tl.where(m > ASINH_BIG, big, y)
+    return y
 
 
 @triton.jit
 def _asinh_bwd(x, z):
     # ρ'(u) = 1/√(1 + u²);  ∂y/∂z = cosh(z)·ρ'(u)
-    m, su, L = _asinh_big(x, z)
-    Lp = tl.where(L < 0, 0.0, L)
-    Ln = tl.where(L > 0, 0.0, L)
-    q = exp(-2.0 * Lp)
-    # L > 0: ρ'(u) = e^{−L}/√(1 + e^{−2L});  cosh(z)·ρ'(u) = e^{m−ln2−L}/√(1 + e^{−2L})
-    # L ≤ 0: ρ'(u) = 1/√(1 + e^{2L});         cosh(z)·ρ'(u) = e^{m−ln2}·ρ'(u)
-    d_big = tl.where(L > 0, exp(-Lp) * rsqrt(1.0 + q), rsqrt(1.0 + exp(2.0 * Ln)))
-    dz_big = tl.where(L > 0, exp(m - LN2 - L) * rsqrt(1.0 + q), exp(m - LN2) * d_big)
     zs = _asinh_small_z(z)
-    d_small = _inv_hypot1(x + sinh(zs))
-    dz_small = cosh(zs) * d_small
-    big = m > ASINH_BIG
-    return tl.where(big, d_big, d_small), tl.where(big, dz_big, dz_small)
+    d = _inv_hypot1(x + sinh(zs))
+    dz = cosh(zs) * d
+    if tl.max(tl.abs(z), axis=0) > ASINH_BIG:
+        m, su, L = _asinh_big(x, z)
+        Lp = tl.where(L < 0, 0.0, L)
+        Ln = tl.where(L > 0, 0.0, L)
+        q = exp(-2.0 * Lp)
+        # L > 0: ρ'(u) = e^{−L}/√(1 + e^{−2L});  cosh(z)·ρ'(u) = e^{m−ln2−L}/√(1 + e^{−2L})
+        # L ≤ 0: ρ'(u) = 1/√(1 + e^{2L});         cosh(z)·ρ'(u) = e^{m−ln2}·ρ'(u)
+        d_big = tl.where(L > 0, exp(-Lp) * rsqrt(1.0 + q), rsqrt(1.0 + exp(2.0 * Ln)))
+        dz_big = tl.where(L > 0, exp(m - LN2 - L) * rsqrt(1.0 + q), exp(m - LN2) * d_big)
+        big = m > ASINH_BIG
+        d = tl.where(big, d_big, d)
+        dz = tl.where(big, dz_big, dz)
+    return d, dz
 
 
 # ---- kernels: one program per BLOCK elements of a flat range, 64-bit offsets ---------------------------------

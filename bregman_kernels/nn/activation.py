@@ -6,20 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import backends
 from ..activations import Activation, get_activation
 from ..functional import bregman_activation
-
-# Forward ops resolved for (backend request, device type); read as constants while torch.compile traces.
-_RESOLVED: dict[tuple[str, str], object] = {}
-
-
-@torch.compiler.assume_constant_result
-def _resolve(backend: str, device_type: str) -> str:
-    """Resolve a backend once, outside the traced graph (loading an extension cannot be traced)."""
-    name, op = backends.resolve(backend, device_type)
-    _RESOLVED[(backend, device_type)] = op
-    return name
 
 
 class BregmanActivation(nn.Module):
@@ -38,8 +26,6 @@ class BregmanActivation(nn.Module):
         lo, hi = self.act.bounds(self.eps, torch.float32)
         if not (self.eps >= 0 and lo < hi):
             raise ValueError(f"eps={eps} leaves an empty clamp interval for {self.act.name}")
-        self._b32 = (lo, hi)
-        self._b64 = self.act.bounds(self.eps, torch.float64)
 
     @property
     def lo(self) -> float:
@@ -64,18 +50,7 @@ class BregmanActivation(nn.Module):
         return self.act.rho_at_zero()
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        if not torch.compiler.is_compiling():
-            return bregman_activation(x, z, self.act, eps=self.eps, backend=self.backend)
-        # Traced path: the same promotion and broadcast as bregman_activation, with the op resolved as a constant.
-        if x.dtype != z.dtype:
-            dtype = torch.promote_types(x.dtype, z.dtype)
-            x, z = x.to(dtype), z.to(dtype)
-        if x.shape != z.shape:
-            x, z = torch.broadcast_tensors(x, z)
-        _resolve(self.backend, x.device.type)
-        fwd = _RESOLVED[(self.backend, x.device.type)]
-        lo, hi = self._b64 if x.dtype == torch.float64 else self._b32
-        return fwd(x, z, self.act.code, self.act.param, lo, hi)
+        return bregman_activation(x, z, self.act, eps=self.eps, backend=self.backend)
 
     def extra_repr(self) -> str:
         return f"{self.act.name}, eps={self.eps:g}, backend={self.backend!r}"
