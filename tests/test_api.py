@@ -1,6 +1,9 @@
 """Public API, dispatch, registration (opcheck, torch.compile, vmap, autocast) and every error case."""
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -179,3 +182,15 @@ def test_auto_picks_first_available():
     name, op = backends.resolve("auto", "cpu")
     assert name == next(b for b in backends.AUTO_ORDER["cpu"] if b in bk.available_backends("cpu"))
     assert op in (ops.eager_fwd, ops.fused_fwd)
+
+
+def test_compile_first_call_resolves_backend_outside_the_graph():
+    """A fresh process whose first call is compiled (fullgraph) with backend="auto": loading is not traced."""
+    code = ("import torch, bregman_kernels as bk\n"
+            "f = torch.compile(lambda x, z: bk.bregman_activation(x, z, 'tanh'), fullgraph=True)\n"
+            "x = torch.randn(8, requires_grad=True)\n"
+            "f(x, torch.rand(8) - 0.5).sum().backward()\n"
+            "assert x.grad is not None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -138,6 +138,14 @@ def _pick(device_type: str) -> str:
 
 def resolve(name: str, device_type: str) -> tuple[str, object]:
     """(backend name, forward op) for a request ``name`` on ``device_type``."""
+    name = resolve_name(name, device_type)
+    return name, _LOADED[name][0]
+
+
+@torch.compiler.assume_constant_result
+def resolve_name(name: str, device_type: str) -> str:
+    """The backend that serves request ``name`` on ``device_type``, loaded; raises with the reason if none.
+    Under torch.compile this runs eagerly and its result is a constant: loading an extension is not traced."""
     if name == "auto":
         name = os.environ.get(ENV_BACKEND) or _auto(device_type)
     why = why_unavailable(name, device_type)
@@ -145,4 +153,4 @@ def resolve(name: str, device_type: str) -> tuple[str, object]:
         if name not in BACKENDS:
             raise ValueError(why)
         raise BackendUnavailable(f"backend {name!r} is unavailable for {device_type} tensors: {why}")
-    return name, _try_load(name)[0]
+    return name
