@@ -297,6 +297,34 @@ BM_HD void asinh_bwd(V x, V z, V& d, V& dz) {
   dz = O::select(m > C(kAsinhBig), dz_big, dz_small);
 }
 
+// ---- tanh, scaled_tanh: no logarithm, no cancellation ----------------------------------------------------------
+// y = A·tanh(B·x + atanh(w)), w = z/A (A = B = 1 for tanh). With T = tanh(B·x):  y = A·(w + T)/(1 + w·T).
+// a = |w|, b = |T|, 1 − a exact (A − |z| via a_minus), 1 − b = 2e/(1 + e) with e = e^{−2B|x|}: every term is
+// known to full relative accuracy; for opposite signs w + T = ±(b − a) = ±((1 − a) − (1 − b)) and
+// 1 + wT = (1 − a) + a(1 − b).
+//   ∂y/∂z = (1 − T²)/(1 + wT)²,  ∂y/∂x = A·B·(1 − w²)·(1 − T²)/(1 + wT)²,  1 − T² = 4e/(1 + e)²
+template <bool SCALED, class V>
+BM_HD void tanh_joint(V x, V z, V& y, V& dx, V& dz) {
+  BM_OPS;
+  const double A = SCALED ? kScaledTanhA : 1.0, B = SCALED ? kScaledTanhB : 1.0;
+  V az = O::abs(z);
+  V a = SCALED ? az / C(A) : az;
+  V oma = SCALED ? a_minus(az) / C(A) : C(1.0) - az;
+  V ax2 = C(-2.0 * B) * O::abs(x);
+  V e = O::exp(ax2);
+  V em = O::expm1(ax2);
+  V b = O::neg(em) / (C(2.0) + em);
+  V omb = C(2.0) * e / (C(1.0) + e);
+  auto same = z * x >= C(0.0);
+  // opposite signs: |w| − |T| directly when both are small, through 1 − |w| and 1 − |T| when both are near 1
+  V diff = O::select(a + b < C(1.0), b - a, oma - omb);
+  V num = O::select(same, O::copysign(a, z) + O::copysign(b, x), O::copysign(C(1.0), x) * diff);
+  V D = O::select(same, C(1.0) + a * b, oma + a * omb);
+  y = SCALED ? C(A) * (num / D) : num / D;
+  dz = C(4.0) * e / ((C(1.0) + e) * (C(1.0) + e) * (D * D));
+  dx = SCALED ? C(A * B) * (oma * (C(1.0) + a)) * dz : (oma * (C(1.0) + a)) * dz;
+}
+
 // ---- sigmoid: one exponential, no logarithm --------------------------------------------------------------------
 // σ(x + logit(z)) = z / (z + (1 − z)·e^{−x}). With t = e^{−|x|} ∈ (0, 1] and D = z + (1 − z)·t (x ≥ 0) or
 // D = z·t + (1 − z) (x < 0), both ≥ min(z, 1 − z) > 0:  y = z/D or z·t/D;  ∂y/∂z = t/D² (= σ'(u)·(ρ⁻¹)'(z));
@@ -330,6 +358,10 @@ BM_HD V forward(V x, V z, V lo, V hi, V p) {
     V y, dz, dx;
     sigmoid_joint(x, zc, y, dz, dx);
     return y;
+  } else if constexpr (ACT == TANH || ACT == SCALED_TANH) {
+    V y, dx, dz;
+    tanh_joint<ACT == SCALED_TANH>(x, zc, y, dx, dz);
+    return y;
   } else {
     return rho<ACT>(x + inv<ACT>(zc, p), p);
   }
@@ -346,6 +378,9 @@ BM_HD void backward(V g, V x, V z, V lo, V hi, V p, V& gx, V& gz) {
   } else if constexpr (ACT == SIGMOID) {
     V y;
     sigmoid_joint(x, zc, y, dz, d);
+  } else if constexpr (ACT == TANH || ACT == SCALED_TANH) {
+    V y;
+    tanh_joint<ACT == SCALED_TANH>(x, zc, y, d, dz);
   } else {
     V iv = inv<ACT>(zc, p);
     d = drho<ACT>(x + iv, p);

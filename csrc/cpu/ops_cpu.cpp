@@ -214,7 +214,8 @@ namespace {
 
 PyObject* act_names(PyObject*, PyObject*) {
   PyObject* out = PyTuple_New(bregman_math::NUM_ACTS);
-  for (int i = 0; i < bregman_math::NUM_ACTS; ++i) PyTuple_SET_ITEM(out, i, PyUnicode_FromString(bregman_math::kActNames[i]));
+  for (int i = 0; i < bregman_math::NUM_ACTS; ++i)
+    PyTuple_SET_ITEM(out, i, PyUnicode_FromString(bregman_math::kActNames[i]));
   return out;
 }
 
