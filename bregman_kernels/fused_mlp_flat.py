@@ -43,6 +43,13 @@ for _name, _schema, _fake in (("mlp_flat_fwd", FWD_SCHEMA, _fake_fwd), ("mlp_fla
     torch.library.register_fake(f"{ops.NAMESPACE}::{_name}")(_fake)
 mlp_flat_fwd = torch.ops.bregman_kernels.mlp_flat_fwd.default
 mlp_flat_bwd = torch.ops.bregman_kernels.mlp_flat_bwd.default
+try:  # CUDA kernels of the flat ops: the Triton ones
+    from . import fused_mlp_triton as _T
+
+    torch.library.register_kernel(f"{ops.NAMESPACE}::mlp_flat_fwd", "cuda", _T.mlp_flat_fwd_triton)
+    torch.library.register_kernel(f"{ops.NAMESPACE}::mlp_flat_bwd", "cuda", _T.mlp_flat_bwd_triton)
+except ImportError:  # no triton: CPU only
+    pass
 # Autograd of mlp_flat_fwd is registered in C++ with the CPU kernels (csrc/fused_mlp/mlp_cpu.cpp, FlatFunction):
 # its backward is the mlp_flat_bwd op, and no Python runs on the training step's path.
 
@@ -54,7 +61,8 @@ class FlatMLP(nn.Module):
     Build it with :meth:`from_model`; :meth:`copy_to` writes the parameters back into a BregmanMLP (for its
     checkpoints). Offset maps stay on the simplex as in BregmanMLP: projected at the start of a forward pass when
     ``hidden`` changed since the last projection (outside torch.compile: call :meth:`project_` after each step).
-    CPU, fp32/fp64; widths up to fused_mlp.MAX_WIDTH are where it pays.
+    fp32/fp64; CPU (C++ kernels) and CUDA (the Triton kernels of fused_mlp_triton.py; autograd from the C++
+    extension in both cases). Widths up to fused_mlp.MAX_WIDTH are where it pays.
     """
 
     def __init__(self, model):

@@ -13,6 +13,8 @@ GPU) and splits it into fresh tensors.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -217,6 +219,11 @@ def _table(x, weights, offset_layers):
     return _TABLES[key]
 
 
+def _on(x):
+    # launch on x's GPU (and its current stream), whichever GPU is current
+    return torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
+
+
 def _consts(x, act, param, lo, hi):
     return dict(ACT=act, PARAM=float(param), LO=float(lo), HI=float(hi), FP64=x.dtype == torch.float64)
 
@@ -256,7 +263,7 @@ def _mlp_triton_fwd(x: torch.Tensor, weights: list[torch.Tensor], biases: list[t
     if B == 0:
         return y, hs
     flat = torch.cat([t.reshape(-1) for t in (*weights, *biases, *offsets)])
-    with triton_ops._quiet():
+    with triton_ops._quiet(), _on(x):
         wrap_triton(mlp_fwd_kernel)[(triton.cdiv(B, BLOCK_B),)](
             x, x.stride(0), x.stride(1), flat, table, y, hs, B, L, MODE=mode, WP=triton.next_power_of_2(wmax),
             BLOCK=BLOCK_B, **_consts(x, act, param, lo, hi))
@@ -276,12 +283,60 @@ def _mlp_triton_bwd(grad: torch.Tensor, x: torch.Tensor, hs: torch.Tensor, weigh
     gflat = x.new_zeros(sum(sizes))
     if B > 0:
         flat = torch.cat([t.reshape(-1) for t in params])
-        with triton_ops._quiet():
+        with triton_ops._quiet(), _on(x):
             wrap_triton(mlp_bwd_kernel)[(triton.cdiv(B, BLOCK_B),)](
                 grad, grad.stride(0), grad.stride(1), x, x.stride(0), x.stride(1), hs, flat, table, gflat, gx, B, L,
                 MODE=mode, WP=triton.next_power_of_2(wmax), BLOCK=BLOCK_B, **_consts(x, act, param, lo, hi))
     pieces = [g.view(t.shape) for g, t in zip(torch.split_with_sizes_copy(gflat, sizes), params, strict=True)]
     return gx, pieces[:L], pieces[L:2 * L], pieces[2 * L:]
+
+
+# ---- the flat ops (fused_mlp_flat.py) on the GPU: the same kernels, the table pointing into the flat tensor --------
+
+
+def _flat_table(x, widths, offset_layers):
+    key = ("flat", tuple(widths), tuple(offset_layers), str(x.device))
+    if key not in _TABLES:
+        rows, pos, save, L = [], 0, 0, len(widths) - 1
+        for ly in range(L):
+            n_in, n_out = widths[ly], widths[ly + 1]
+            r_off = pos + n_in * n_out + n_out if ly in offset_layers else -1
+            rows += [n_in, n_out, pos, pos + n_in * n_out, r_off, save if ly + 1 < L else -1]
+            pos += n_in * n_out * (2 if ly in offset_layers else 1) + n_out
+            save += n_out if ly + 1 < L else 0
+        _TABLES[key] = (torch.tensor(rows, dtype=torch.int64, device=x.device), [pos], max(widths))
+    return _TABLES[key]
+
+
+def mlp_flat_fwd_triton(x, params, widths, offset_layers, mode, act, param, lo, hi):
+    """mlp_flat_fwd with the Triton kernel (the CUDA kernel of the op; CPU tensors under the interpreter)."""
+    table, (size,), wmax = _flat_table(x, widths, offset_layers)
+    if params.numel() != size or x.dtype not in (torch.float32, torch.float64) or wmax > 128:
+        raise RuntimeError(f"mlp_flat_fwd: params needs {size} values, fp32/fp64 and widths ≤ 128")
+    B, L = x.shape[0], len(widths) - 1
+    y = x.new_empty(B, widths[-1])
+    hs = x.new_empty(sum(widths[1:-1]), B)
+    if B > 0:
+        with triton_ops._quiet(), _on(x):
+            wrap_triton(mlp_fwd_kernel)[(triton.cdiv(B, BLOCK_B),)](
+                x, x.stride(0), x.stride(1), params.contiguous(), table, y, hs, B, L, MODE=mode,
+                WP=triton.next_power_of_2(wmax), BLOCK=BLOCK_B, **_consts(x, act, param, lo, hi))
+    return y, hs
+
+
+def mlp_flat_bwd_triton(grad, x, hs, params, widths, offset_layers, mode, act, param, lo, hi):
+    """mlp_flat_bwd with the Triton kernel: the gradient buffer is in the flat layout already."""
+    table, _, wmax = _flat_table(x, widths, offset_layers)
+    B, L = x.shape[0], len(widths) - 1
+    gx = x.new_empty(x.shape)
+    gp = torch.zeros_like(params)
+    if B > 0:
+        with triton_ops._quiet(), _on(x):
+            wrap_triton(mlp_bwd_kernel)[(triton.cdiv(B, BLOCK_B),)](
+                grad, grad.stride(0), grad.stride(1), x, x.stride(0), x.stride(1), hs, params.contiguous(), table, gp,
+                gx, B, L, MODE=mode, WP=triton.next_power_of_2(wmax), BLOCK=BLOCK_B,
+                **_consts(x, act, param, lo, hi))
+    return gx, gp
 
 
 mlp_triton_fwd = torch.ops.bregman_kernels.mlp_triton_fwd.default

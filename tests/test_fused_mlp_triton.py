@@ -100,6 +100,38 @@ def test_opcheck():
                           test_utils=("test_schema", "test_faketensor"))
 
 
+def test_flat_kernels_match_cpp():
+    if DEVICE != "cpu" or fused_mlp._why_no_kernel("cpu"):
+        pytest.skip("compares with the C++ CPU kernels")
+    from bregman_kernels import fused_mlp_flat as F
+
+    model = _model("softplus10")
+    flat = F.FlatMLP.from_model(model)
+    x = _x(model, 40)
+    args = flat._args(x.dtype)
+    y0, hs0 = F.mlp_flat_fwd(x, flat.hidden.detach(), *args)
+    y1, hs1 = T.mlp_flat_fwd_triton(x, flat.hidden.detach(), *args)
+    torch.testing.assert_close(y1, y0, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(hs1, hs0, rtol=1e-12, atol=1e-14)
+    g = torch.randn(y0.shape, dtype=y0.dtype, generator=torch.Generator().manual_seed(4))
+    for a, b in zip(T.mlp_flat_bwd_triton(g, x, hs0, flat.hidden.detach(), *args),
+                    F.mlp_flat_bwd(g, x, hs0, flat.hidden.detach(), *args), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13)
+
+
+@GPU
+def test_gpu_flat_mlp():
+    from bregman_kernels.fused_mlp_flat import FlatMLP
+
+    model = _model("atan", widths=(2,) * 20, n_in=2, dtype=torch.float32)
+    flat = FlatMLP.from_model(model)
+    x = _x(model, 500, torch.float32)
+    model.fused = False
+    torch.testing.assert_close(flat(x), model(x), rtol=1e-4, atol=1e-5)
+    flat(x).sum().backward()
+    assert flat.hidden.grad is not None and torch.isfinite(flat.hidden.grad).all()
+
+
 @GPU
 def test_gpu_module_auto_and_compile():
     model = _model("atan", widths=(2,) * 20, n_in=2, dtype=torch.float32)
