@@ -6,7 +6,7 @@
 
 act is the registry code (activations.py), param the activation's parameter (softplus β), lo/hi the clamp
 bounds in the compute type. Families: "eager" (composite, every device), "fused" (C++: CPU and CUDA kernels
-registered per dispatch key by the extensions) and "triton" (triton_op, defined in backends/triton.py).
+registered per dispatch key by the extensions) and "triton" (triton_op, defined in backends/triton_ops.py).
 Preconditions (checked by bregman_activation, outside the ops): x and z of one shape, dtype and device.
 The forward output and the gradients take the layout of torch.empty_like(x) / empty_like(z); the backward
 saves (x, z) and recomputes u = x + ρ⁻¹(zc), keeping ρ'(u) accurate at saturation (docs/math.md).

@@ -113,8 +113,8 @@ def test_empty(backend, device, shape):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("backend,device", CASES, ids=IDS)
 def test_identity_at_zero_pre_activation(backend, device, dtype):
-    """x = 0 gives back clamp(z) within two ulps of the dtype (eight for softplus at small βz, where rounding
-    u = ρ⁻¹(z) ≈ log(βz)/β costs ~|u|·ρ'(u)/z ulps of z through any formula)."""
+    """x = 0 gives back clamp(z) within two ulps of the dtype, except where rounding u = ρ⁻¹(z) alone costs more
+    through any formula: ~|u|·ρ'(u)/z ulps of z — softplus at small βz (up to 8), sigmoid near 0 (up to 4)."""
     ulp = {torch.float64: 2.0**-52, torch.float32: 2.0**-23, torch.float16: 2.0**-10, torch.bfloat16: 2.0**-7}[dtype]
     for name in ACTIVATIONS:
         act = bk.get_activation(name)
@@ -124,7 +124,8 @@ def test_identity_at_zero_pre_activation(backend, device, dtype):
         y = bk.bregman_activation(torch.zeros_like(z).to(device), z.to(device), name, backend=backend).cpu()
         ratio = (y.double() - zc).abs() / (ulp * zc.abs() + 1e-30)
         i = ratio.argmax()
-        assert ratio[i] <= (8 if act.kind == "softplus" else 2), (name, z[i].item(), y[i].item(), ratio[i].item())
+        allowed = {"softplus": 8, "sigmoid": 4}.get(act.kind, 2)
+        assert ratio[i] <= allowed, (name, z[i].item(), y[i].item(), ratio[i].item())
 
 
 @pytest.mark.parametrize("backend,device", CASES, ids=IDS)

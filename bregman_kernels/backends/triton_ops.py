@@ -68,7 +68,10 @@ def _launch(kernel, kernel_f64, tensors: tuple, n: int, act: int, param: float, 
     dtype = tensors[0].dtype
     block = block_size(dtype)
     grid = (triton.cdiv(n, block),)
-    with _quiet():
+    dev = tensors[0].device
+    # launch on the inputs' GPU (and its current stream), whichever GPU is current
+    guard = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
+    with _quiet(), guard:
         if dtype == torch.float64:
             wrap_triton(kernel_f64)[grid](*tensors, n, PARAM=param, LO=lo, HI=hi, ACT=act, BLOCK=block)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import fused_mlp
 from .activation import BregmanActivation, PlainActivation
 from .layers import SimplexLinear, WeightNormLinear
 
@@ -49,7 +50,10 @@ class BregmanMLP(nn.Module):
 
     Args: activation; version ('bregman', 'euclidean', 'standard'); hidden_dim (list of widths; default
     [input_dim]); input_dim; output_dim; init ('random' or 'deterministic'); weight_norm (weight-normalised hidden
-    layers, keys ``weight_g``/``weight_v``); backend (of the fused op); eps (clamp margin, bregmanet's 1e-5).
+    layers, keys ``weight_g``/``weight_v``); backend (of the fused op); eps (clamp margin, bregmanet's 1e-5);
+    fused ("auto": all hidden layers in one fused kernel forward and backward when every hidden width is at most
+    ``fused_mlp.MAX_WIDTH``, the dtype is fp32/fp64 and ``backend`` is "auto"; True forces it, False turns it off;
+    see :mod:`bregman_kernels.fused_mlp`).
 
     Structure read by fused whole-network kernels: ``lin[l]`` (``.weight``, ``.bias``), ``reparametrization[l]``
     (nn.Identity or SimplexLinear), ``activation`` (BregmanActivation or PlainActivation), ``output``.
@@ -57,8 +61,9 @@ class BregmanMLP(nn.Module):
 
     def __init__(self, activation: str, version: str = "bregman", hidden_dim: list[int] | None = None,
                  input_dim: int | None = None, output_dim: int = 1, init: str = "random", weight_norm: bool = False,
-                 *, backend: str = "auto", eps: float = 1e-5):
+                 *, backend: str = "auto", eps: float = 1e-5, fused: bool | str = "auto"):
         super().__init__()
+        self.fused = fused
         version, activation = version.lower(), activation.lower()
         if version not in VERSIONS:
             raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
@@ -95,6 +100,8 @@ class BregmanMLP(nn.Module):
         return optimizer.register_step_post_hook(lambda *_: self.project_())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused is not False and fused_mlp.use_fused(self, x):
+            return self.output(fused_mlp.hidden(self, x))
         for lin, offset in zip(self.lin, self.reparametrization, strict=True):
             if self.version == "bregman":
                 x = self.activation(lin(x), offset(x))

@@ -1,0 +1,143 @@
+"""The fused MLP with every hidden parameter in one tensor: ``bregman_kernels::mlp_flat_fwd`` / ``mlp_flat_bwd``
+(CPU kernels in csrc/fused_mlp) and :class:`FlatMLP`.
+
+A narrow, deep net is bound by per-tensor costs, not arithmetic: the two-spiral net has 202 parameter tensors, and
+autograd's per-leaf gradient accumulation plus the optimizer's per-tensor updates cost more than the whole fused
+forward and backward. Stored flat, the hidden stack is one leaf for autograd and one tensor for the optimizer.
+Layout of ``params``, layer after layer: W (n_out·n_in, row-major), b (n_out), then R (n_out·n_in) for the layers
+listed in ``offset_layers``; its gradient comes out of the kernel in the same layout.
+
+    mlp_flat_fwd(Tensor x, Tensor params, int[] widths, int[] offset_layers, int mode, int act, float param,
+                 float lo, float hi) -> (Tensor h_L, Tensor hs)
+    mlp_flat_bwd(Tensor grad, Tensor x, Tensor hs, Tensor params, int[] widths, int[] offset_layers, int mode,
+                 int act, float param, float lo, float hi) -> (Tensor grad_x, Tensor grad_params)
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from . import fused_mlp as FM
+from . import ops
+from .nn.layers import SimplexLinear, project_simplex
+
+FWD_SCHEMA = ("(Tensor x, Tensor params, int[] widths, int[] offset_layers, int mode, int act, float param, "
+              "float lo, float hi) -> (Tensor, Tensor)")
+BWD_SCHEMA = ("(Tensor grad, Tensor x, Tensor hs, Tensor params, int[] widths, int[] offset_layers, int mode, "
+              "int act, float param, float lo, float hi) -> (Tensor, Tensor)")
+
+
+def _fake_fwd(x, params, widths, offset_layers, mode, act, param, lo, hi):
+    return x.new_empty(x.shape[0], widths[-1]), x.new_empty(sum(widths[1:-1]), x.shape[0])
+
+
+def _fake_bwd(grad, x, hs, params, widths, offset_layers, mode, act, param, lo, hi):
+    return x.new_empty(x.shape), params.new_empty(params.shape)
+
+
+for _name, _schema, _fake in (("mlp_flat_fwd", FWD_SCHEMA, _fake_fwd), ("mlp_flat_bwd", BWD_SCHEMA, _fake_bwd)):
+    torch.library.define(f"{ops.NAMESPACE}::{_name}", _schema)
+    torch.library.register_fake(f"{ops.NAMESPACE}::{_name}")(_fake)
+mlp_flat_fwd = torch.ops.bregman_kernels.mlp_flat_fwd.default
+mlp_flat_bwd = torch.ops.bregman_kernels.mlp_flat_bwd.default
+try:  # CUDA kernels of the flat ops: the Triton ones
+    from . import fused_mlp_triton as _T
+
+    torch.library.register_kernel(f"{ops.NAMESPACE}::mlp_flat_fwd", "cuda", _T.mlp_flat_fwd_triton)
+    torch.library.register_kernel(f"{ops.NAMESPACE}::mlp_flat_bwd", "cuda", _T.mlp_flat_bwd_triton)
+except ImportError:  # no triton: CPU only
+    pass
+# Autograd of mlp_flat_fwd is registered in C++ with the CPU kernels (csrc/fused_mlp/mlp_cpu.cpp, FlatFunction):
+# its backward is the mlp_flat_bwd op, and no Python runs on the training step's path.
+
+
+class FlatMLP(nn.Module):
+    """A :class:`bregman_kernels.nn.BregmanMLP` (any version) on the flat fused ops: the same function, with the
+    hidden layers' weights, biases and offset maps in one parameter ``hidden`` and the same ``output`` layer.
+
+    Build it with :meth:`from_model`; :meth:`copy_to` writes the parameters back into a BregmanMLP (for its
+    checkpoints). Offset maps stay on the simplex as in BregmanMLP: projected at the start of a forward pass when
+    ``hidden`` changed since the last projection (outside torch.compile: call :meth:`project_` after each step).
+    fp32/fp64; CPU (C++ kernels) and CUDA (the Triton kernels of fused_mlp_triton.py; autograd from the C++
+    extension in both cases). Widths up to fused_mlp.MAX_WIDTH are where it pays.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        FM._why_no_kernel("cpu")  # loads the C++ extension
+        self.version = model.version
+        self.act = model.activation.act
+        self.eps = getattr(model.activation, "eps", 0.0)
+        self.relu = getattr(model.activation, "relu", False)
+        self.widths = [model.lin[0].in_features, *model.num_neurons]
+        self.offset_layers = [i for i, r in enumerate(model.reparametrization) if isinstance(r, SimplexLinear)]
+        pieces = []
+        for i, (lin, r) in enumerate(zip(model.lin, model.reparametrization, strict=True)):
+            pieces += [lin.weight.detach().reshape(-1), lin.bias.detach()]
+            if i in self.offset_layers:
+                pieces.append(r.weight.detach().reshape(-1))
+        self.hidden = nn.Parameter(torch.cat(pieces))
+        self.output = copy.deepcopy(model.output)
+        self._seen = self.hidden._version  # the maps come projected from the model
+        self._arg_cache: dict = {}
+
+    @classmethod
+    def from_model(cls, model) -> FlatMLP:
+        """A FlatMLP computing what ``model`` computes, with copies of its parameters."""
+        return cls(model)
+
+    def _slices(self):
+        # (layer, W, b, R or None) views of ``hidden``
+        pos, out = 0, []
+        for i, (n_in, n_out) in enumerate(zip(self.widths[:-1], self.widths[1:], strict=True)):
+            w = self.hidden[pos:pos + n_in * n_out].view(n_out, n_in)
+            b = self.hidden[pos + n_in * n_out:pos + n_in * n_out + n_out]
+            pos += n_in * n_out + n_out
+            r = None
+            if i in self.offset_layers:
+                r = self.hidden[pos:pos + n_in * n_out].view(n_out, n_in)
+                pos += n_in * n_out
+            out.append((i, w, b, r))
+        return out
+
+    @torch.no_grad()
+    def project_(self) -> FlatMLP:
+        """Project every offset map onto the simplex in place."""
+        for _, _, _, r in self._slices():
+            if r is not None:
+                r.copy_(project_simplex(r))
+        self._seen = self.hidden._version
+        return self
+
+    @torch.no_grad()
+    def copy_to(self, model):
+        """Write the parameters into ``model`` (a BregmanMLP of the same structure); returns it."""
+        for i, w, b, r in self._slices():
+            model.lin[i].weight.copy_(w)
+            model.lin[i].bias.copy_(b)
+            if r is not None:
+                model.reparametrization[i].weight.copy_(r)
+        model.output.load_state_dict(self.output.state_dict())
+        return model
+
+    def _args(self, dtype: torch.dtype) -> tuple:
+        # (widths, offset layers, mode, act code, param, lo, hi) for inputs of ``dtype``, built once per dtype
+        if dtype not in self._arg_cache:
+            if self.version == "bregman":
+                code, (lo, hi) = self.act.code, self.act.bounds(self.eps, dtype)
+            else:
+                code, lo, hi = FM.PLAIN_RELU if self.relu else self.act.code, 0.0, 0.0
+            self._arg_cache[dtype] = (self.widths, self.offset_layers, FM.MODES[self.version], code, self.act.param,
+                                      lo, hi)
+        return self._arg_cache[dtype]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.offset_layers and not torch.compiler.is_compiling() and self.hidden._version != self._seen:
+            self.project_()
+        if x.dim() == 2:
+            return self.output(mlp_flat_fwd(x, self.hidden, *self._args(x.dtype))[0])
+        h = mlp_flat_fwd(x.reshape(-1, x.shape[-1]), self.hidden, *self._args(x.dtype))[0]
+        return self.output(h.reshape(*x.shape[:-1], h.shape[-1]))

@@ -1,0 +1,144 @@
+// Inlined float32 exp, expm1, log, log1p and tanh on AVX2 / AVX-512 vectors (at::vec::Vectorized<float>): cheaper
+// than Sleef's out-of-line calls and free of subnormal intermediates, which are very slow on some CPUs (microcode
+// assists). Accuracy: within ~1.5 ulp over the whole range; NaN in, NaN
+// out; exp flushes results below FLT_MIN (e^x for x < −87.34) to 0. Included by vec_kernels.h for those ISAs only.
+#pragma once
+
+#include <ATen/cpu/vec/vec.h>
+#include <immintrin.h>
+
+namespace bregman_math {
+inline namespace BM_CAPABILITY {
+namespace vmath {
+
+using Vf = at::vec::Vectorized<float>;
+
+#if defined(CPU_CAPABILITY_AVX512)
+// 2^n for integer-valued n in [−126, 127]
+inline Vf pow2i(const Vf& n) {
+  __m512i i = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(i, 23));
+}
+// x = m·2^e with m ∈ [0.5, 1), for finite normal x > 0
+inline Vf frexp(const Vf& x, Vf& e) {
+  __m512i b = _mm512_castps_si512(x);
+  e = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(b, 23), _mm512_set1_epi32(126)));
+  return _mm512_castsi512_ps(
+      _mm512_or_si512(_mm512_and_si512(b, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f000000)));
+}
+#else
+inline Vf pow2i(const Vf& n) {
+  __m256i i = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(i, 23));
+}
+inline Vf frexp(const Vf& x, Vf& e) {
+  __m256i b = _mm256_castps_si256(x);
+  e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 23), _mm256_set1_epi32(126)));
+  return _mm256_castsi256_ps(
+      _mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f000000)));
+}
+#endif
+
+inline Vf sel(const Vf& m, const Vf& a, const Vf& b) { return Vf::blendv(b, a, m); }
+
+// x = n·ln2 + r, |r| ≤ ln2/2 (Cody–Waite, ln2 = C1 + C2 with C1 exact in 9 bits); returns r, sets n
+inline Vf reduce(const Vf& x, Vf& n) {
+  n = (x * Vf(1.44269504088896341f)).round();
+  Vf r = at::vec::fmadd(n, Vf(-0.693359375f), x);
+  return at::vec::fmadd(n, Vf(2.12194440e-4f), r);
+}
+
+// e^r − 1 for |r| ≤ ln2/2: r + r²·(1/2! + r/3! + … + r⁶/8!) (Taylor, truncation < 2^-30 relative)
+inline Vf expm1_poly(const Vf& r) {
+  Vf q = Vf(1.0f / 40320);
+  q = at::vec::fmadd(q, r, Vf(1.0f / 5040));
+  q = at::vec::fmadd(q, r, Vf(1.0f / 720));
+  q = at::vec::fmadd(q, r, Vf(1.0f / 120));
+  q = at::vec::fmadd(q, r, Vf(1.0f / 24));
+  q = at::vec::fmadd(q, r, Vf(1.0f / 6));
+  q = at::vec::fmadd(q, r, Vf(0.5f));
+  return at::vec::fmadd(q, r * r, r);
+}
+
+constexpr float kExpHi = 88.72283935546875f;  // largest x with finite e^x
+constexpr float kExpLo = -87.33654022216797f;  // e^x < FLT_MIN below
+
+// e^x = 2^n·(1 + p(r)), 2^n applied in two halves so that n ∈ [−126, 128] never leaves the normal range
+inline Vf exp(const Vf& x) {
+  Vf xc = sel(x > Vf(kExpHi), Vf(kExpHi), sel(x < Vf(kExpLo), Vf(kExpLo), x));
+  Vf n;
+  Vf p = expm1_poly(reduce(xc, n)) + Vf(1.0f);
+  Vf n1 = (n * Vf(0.5f)).floor();
+  Vf y = p * pow2i(n1) * pow2i(n - n1);
+  return sel(x > Vf(kExpHi), Vf(INFINITY), sel(x < Vf(kExpLo), Vf(0.0f), y));
+}
+
+// e^x − 1 = p(r) for n = 0, else 2^n·p(r) + (2^n − 1); −1 below −17.33 (e^x < 2^-25), inf above kExpHi
+inline Vf expm1(const Vf& x) {
+  Vf xc = sel(x > Vf(kExpHi), Vf(kExpHi), sel(x < Vf(-18.0f), Vf(-18.0f), x));
+  Vf n;
+  Vf p = expm1_poly(reduce(xc, n));
+  Vf n1 = (n * Vf(0.5f)).floor();
+  Vf s1 = pow2i(n1), s2 = pow2i(n - n1);
+  Vf t = s1 * s2;
+  // n ≤ 127: t = 2^n exact, t − 1 exact to float; n = 128 (x near kExpHi): (p + 1)·2^64·2^64 − 1
+  Vf y = sel(n > Vf(127.0f), (p + Vf(1.0f)) * s1 * s2 - Vf(1.0f), at::vec::fmadd(t, p, t - Vf(1.0f)));
+  y = sel(n == Vf(0.0f), p, y);
+  return sel(x > Vf(kExpHi), Vf(INFINITY), sel(x < Vf(-18.0f), Vf(-1.0f), y));
+}
+
+// log x = e·ln2 + log(1 + f), x = 2^e·(1 + f), 1 + f ∈ [√½, √2); log(1 + f) = f − f²/2 + f³·P(f) (Cephes logf)
+inline Vf log(const Vf& x) {
+  const Vf tiny(1.17549435e-38f);
+  Vf xs = sel(x < tiny, x * Vf(8388608.0f), x);  // subnormals: scale by 2^23
+  Vf e;
+  Vf m = frexp(xs, e);
+  e = sel(x < tiny, e - Vf(23.0f), e);
+  Vf small = m < Vf(0.707106781186547524f);
+  Vf f = sel(small, m + m - Vf(1.0f), m - Vf(1.0f));
+  e = sel(small, e - Vf(1.0f), e);
+  Vf z = f * f;
+  Vf y = Vf(7.0376836292e-2f);
+  y = at::vec::fmadd(y, f, Vf(-1.1514610310e-1f));
+  y = at::vec::fmadd(y, f, Vf(1.1676998740e-1f));
+  y = at::vec::fmadd(y, f, Vf(-1.2420140846e-1f));
+  y = at::vec::fmadd(y, f, Vf(1.4249322787e-1f));
+  y = at::vec::fmadd(y, f, Vf(-1.6668057665e-1f));
+  y = at::vec::fmadd(y, f, Vf(2.0000714765e-1f));
+  y = at::vec::fmadd(y, f, Vf(-2.4999993993e-1f));
+  y = at::vec::fmadd(y, f, Vf(3.3333331174e-1f));
+  y = y * f * z;
+  y = at::vec::fmadd(e, Vf(-2.12194440e-4f), y);
+  y = at::vec::fmadd(z, Vf(-0.5f), y);
+  Vf r = at::vec::fmadd(e, Vf(0.693359375f), f + y);
+  // log(+inf) = inf, log(0) = −inf, log(x < 0) = NaN, NaN stays NaN
+  r = sel(x == Vf(INFINITY), x, r);
+  r = sel(x == Vf(0.0f), Vf(-INFINITY), r);
+  return sel(x < Vf(0.0f), Vf(NAN), sel(x != x, x, r));
+}
+
+// log1p(w) = log(u) − ((u − 1) − w)/u with u = fl(1 + w): the correction restores the rounding error of 1 + w
+inline Vf log1p(const Vf& w) {
+  Vf u = w + Vf(1.0f);
+  Vf r = log(u) - ((u - Vf(1.0f)) - w) / u;
+  r = sel(u == Vf(0.0f), Vf(-INFINITY), r);
+  return sel(w == Vf(INFINITY), w, r);
+}
+
+// tanh(u): |u| < 0.625: u + u³·P(u²); else sign(u)·(1 − 2/(e^{2|u|} + 1)) (Cephes tanhf)
+inline Vf tanh(const Vf& u) {
+  Vf a = u.abs();
+  Vf big = Vf(1.0f) - Vf(2.0f) / (exp(a + a) + Vf(1.0f));
+  Vf z = u * u;
+  Vf p = Vf(-5.70498872745e-3f);
+  p = at::vec::fmadd(p, z, Vf(2.06390887954e-2f));
+  p = at::vec::fmadd(p, z, Vf(-5.37397155531e-2f));
+  p = at::vec::fmadd(p, z, Vf(1.33314422036e-1f));
+  p = at::vec::fmadd(p, z, Vf(-3.33332819422e-1f));
+  Vf small = at::vec::fmadd(p * z, u, u);
+  return sel(a < Vf(0.625f), small, big.abs() | (u & Vf(-0.0f)));
+}
+
+}  // namespace vmath
+}  // namespace BM_CAPABILITY
+}  // namespace bregman_math
