@@ -56,6 +56,17 @@ def resolved_backend(name: str, device: torch.device) -> str:
         return f"unavailable: {e}"
 
 
+def mlp_path(model, x: torch.Tensor) -> str:
+    """"fused" when the MLP's forward runs all its hidden layers in one fused kernel for batches like ``x``,
+    else "layer by layer"."""
+    try:
+        from ..fused_mlp import use_fused
+
+        return "fused" if use_fused(model, x) else "layer by layer"
+    except (ImportError, RuntimeError, AttributeError):
+        return "layer by layer"
+
+
 def save_json(path: str | os.PathLike, obj: dict) -> Path:
     """Write ``obj`` as indented JSON (parent folders created, replaced atomically)."""
     path = Path(path)

@@ -116,6 +116,7 @@ def main(argv=None) -> dict:
                                        generator=torch.Generator().manual_seed(args.seed + 1))
         seconds = time.perf_counter() - t0
         run = {"name": name, "version": version, "hidden": args.hidden, "parameters": common.count_parameters(model),
+               "hidden_layers": common.mlp_path(model, x[tr[:args.batch_size]]),
                "train_accuracy": common.accuracy(model, x[tr], y[tr]),
                "test_accuracy": common.accuracy(model, x[te], y[te]),
                "final_train_loss": losses[-1], "seconds": round(seconds, 2), "train_loss": losses}

@@ -137,6 +137,7 @@ def main(argv=None) -> dict:
                                            generator=torch.Generator().manual_seed(args.seed + 1))
             seconds = time.perf_counter() - t0
             run = {"name": name, "version": version, "depth": depth, "parameters": common.count_parameters(model),
+                   "hidden_layers": common.mlp_path(model, x_train[:args.batch_size]),
                    "train_accuracy": common.accuracy(model, x_train, y_train),
                    "test_accuracy": common.accuracy(model, x_test, y_test),
                    "final_train_loss": losses[-1], "seconds": round(seconds, 2), "train_loss": losses}
