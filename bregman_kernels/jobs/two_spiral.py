@@ -105,7 +105,7 @@ def parse_args(argv=None):
     p.add_argument("--backend", default="auto", help="bregman_kernels backend (auto, eager, cpp, cuda, triton)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1; 0: torch's default)")
-    p.add_argument("--out", default="results/two_spiral", help="output folder (default %(default)s)")
+    p.add_argument("--out", default="runs/two_spiral", help="output folder (default %(default)s)")
     p.add_argument("--no-plots", action="store_true")
     args = p.parse_args(argv)
     if args.epochs is None:
