@@ -74,11 +74,32 @@ _REGISTRY: dict = {}
 
 
 def _bounds(lo: float, hi: float, eps: float, fp64: bool) -> tuple[float, float]:
+    # rounded to the compute type, then moved inside (lo, hi) if rounding reached a range end: with a small eps,
+    # fp32(π/2 − eps) can be fp32(π/2) > π/2, where tan changes sign
     key = (lo, hi, eps, fp64)
     if key not in _BOUNDS:
         blo, bhi = lo + eps, hi - eps
-        _BOUNDS[key] = (blo, bhi) if fp64 else (_round_f32(blo), _round_f32(bhi))
+        if not fp64:
+            blo, bhi = _round_f32(blo), _round_f32(bhi)
+        step = _next_f64 if fp64 else _next_f32
+        while math.isfinite(blo) and blo <= lo:
+            blo = step(blo, math.inf)
+        while math.isfinite(bhi) and bhi >= hi:
+            bhi = step(bhi, -math.inf)
+        _BOUNDS[key] = (blo, bhi)
     return _BOUNDS[key]
+
+
+def _next_f64(v: float, toward: float) -> float:
+    return math.nextafter(v, toward)
+
+
+def _next_f32(v: float, toward: float) -> float:
+    bits = struct.unpack("<i", struct.pack("<f", v))[0]
+    bits += 1 if (toward > v) == (v >= 0) else -1
+    if v == 0:
+        bits = 1 if toward > 0 else -2147483647
+    return struct.unpack("<f", struct.pack("<i", bits))[0]
 
 
 _FIXED = {
@@ -91,7 +112,7 @@ _FIXED = {
     "isru": (ISRU, -1.0, 1.0),
     "relu": (RELU, 0.0, _INF),
 }
-_SOFTPLUS = re.compile(r"softplus(\d+(?:\.\d*)?(?:e[+-]?\d+)?)?")
+_SOFTPLUS = re.compile(r"softplus((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)?")
 NAMES = (*_FIXED, "softplus", "softplus<beta>")
 
 
@@ -116,7 +137,7 @@ def _parse(name) -> Activation:
     m = _SOFTPLUS.fullmatch(name)
     if m:
         beta = float(m.group(1)) if m.group(1) else SOFTPLUS_DEFAULT_BETA
-        if not (beta > 0 and math.isfinite(beta)):
-            raise ValueError(f"softplus needs a finite β > 0, got {name!r}")
+        if not (1e-30 <= beta <= 1e30):
+            raise ValueError(f"softplus needs 1e-30 <= β <= 1e30 (finite and nonzero in fp32), got {name!r}")
         return Activation(name, "softplus", SOFTPLUS, 0.0, _INF, beta)
     raise ValueError(f"unknown activation {name!r}; valid: {', '.join(NAMES)}")

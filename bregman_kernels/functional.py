@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -21,7 +22,7 @@ def _check(x, z, eps) -> None:
                             "or bfloat16")
     if x.device != z.device:
         raise ValueError(f"bregman_activation: x is on {x.device} but z is on {z.device}; move both to one device")
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not (math.isfinite(eps) and eps >= 0):
+    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not (math.isfinite(eps) and eps >= 0):
         raise ValueError(f"bregman_activation: eps must be a finite number >= 0, got {eps!r}")
 
 
@@ -37,7 +38,7 @@ def bregman_activation(x: torch.Tensor, z: torch.Tensor, activation: str | Activ
     act = get_activation(activation)
     _check(x, z, eps)
     if x.dtype != z.dtype:
-        dtype = torch.promote_types(x.dtype, z.dtype)
+        dtype = torch.result_type(x, z)  # like x + z: a 0-dim tensor does not widen the other's dtype
         x, z = x.to(dtype), z.to(dtype)
     if x.shape != z.shape:
         try:
@@ -45,7 +46,7 @@ def bregman_activation(x: torch.Tensor, z: torch.Tensor, activation: str | Activ
         except RuntimeError:
             raise ValueError(f"bregman_activation: shapes {tuple(x.shape)} and {tuple(z.shape)} do not "
                              "broadcast") from None
-    lo, hi = act.bounds(eps, x.dtype)
+    lo, hi = act.bounds(float(eps), x.dtype)
     if not lo < hi:
         raise ValueError(f"bregman_activation: eps={eps} leaves an empty clamp interval for {act.name} "
                          f"(range ({act.lo}, {act.hi}))")

@@ -168,6 +168,7 @@ class _Hidden(torch.autograd.Function):
         return out
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         x, hs, *params = ctx.saved_tensors
         n = ctx.n

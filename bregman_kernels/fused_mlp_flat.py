@@ -116,8 +116,13 @@ class FlatMLP(nn.Module):
     def copy_to(self, model):
         """Write the parameters into ``model`` (a BregmanMLP of the same structure); returns it."""
         for i, w, b, r in self._slices():
-            model.lin[i].weight.copy_(w)
-            model.lin[i].bias.copy_(b)
+            lin = model.lin[i]
+            if hasattr(lin, "weight_v"):  # weight norm: W = g·v/‖v‖ is met by v = W, g = ‖W‖ (row norms)
+                lin.weight_v.copy_(w)
+                lin.weight_g.copy_(torch.linalg.vector_norm(w, dim=1, keepdim=True))
+            else:
+                lin.weight.copy_(w)
+            lin.bias.copy_(b)
             if r is not None:
                 model.reparametrization[i].weight.copy_(r)
         model.output.load_state_dict(self.output.state_dict())

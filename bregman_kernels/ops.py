@@ -46,6 +46,16 @@ def register_autograd(fwd_name: str, bwd_op) -> None:
         return gx, gz, None, None, None, None
 
     torch.library.register_autograd(fwd_name, backward, setup_context=_setup_context)
+    torch.library.register_autograd(bwd_op, _no_double_backward, setup_context=_no_context)
+
+
+def _no_context(ctx, inputs, output):
+    pass
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError("bregman_kernels: double backward (a derivative of the gradient, e.g. autograd.grad with "
+                       "create_graph=True followed by another backward) is not implemented")
 
 
 def _batched(info, in_dims, tensors):

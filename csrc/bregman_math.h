@@ -160,6 +160,17 @@ BM_HD V one_minus_sq(V z) { BM_OPS; return (C(1.0) - z) * (C(1.0) + z); }
 template <class V>
 BM_HD V sigmoid(V t) { BM_OPS; return C(1.0) / (C(1.0) + O::exp(O::neg(t))); }
 
+// asinh(u) = sign(u)·(log|u| + ln2) beyond |u| > 2^26 (the rest, 1/(4u²), is below fp64's ulp); library asinh
+// below (some vector asinh overflow for |u| > √FLT_MAX)
+template <class V>
+BM_HD V asinh_stable(V u) {
+  BM_OPS;
+  V a = O::abs(u);
+  auto big = a > C(67108864.0);
+  V big_y = O::copysign(O::log(a) + C(kLn2), u);
+  return O::select(big, big_y, O::asinh(O::select(big, C(0.0), u)));
+}
+
 // isru(u) = u/√(1 + u²); for |u| > 1 as sign(u)/√(1 + 1/u²) (finite at ±inf)
 template <class V>
 BM_HD V isru(V u) {
@@ -203,7 +214,7 @@ BM_HD V rho(V u, V p) {
   else if constexpr (ACT == SCALED_TANH) return C(kScaledTanhA) * O::tanh(C(kScaledTanhB) * u);
   else if constexpr (ACT == ATAN) return O::atan(u);
   else if constexpr (ACT == SIN) return O::sin(u);
-  else if constexpr (ACT == ASINH) return O::asinh(u);
+  else if constexpr (ACT == ASINH) return asinh_stable(u);
   else if constexpr (ACT == ISRU) return isru(u);
   else if constexpr (ACT == SOFTPLUS) {
     // softplus_β(u) = (max(βu, 0) + log1p(e^{−|βu|})) / β
@@ -274,7 +285,7 @@ BM_HD V asinh_fwd(V x, V z) {
   V Lp = clamp_min(L, C(0.0));
   V big = su * O::select(L > C(0.0), L + O::log(C(1.0) + O::sqrt(C(1.0) + O::exp(C(-2.0) * Lp))),
                          O::asinh(O::exp(L)));
-  V small = O::asinh(x + O::sinh(clamp_max(clamp_min(z, C(-kAsinhBig)), C(kAsinhBig))));
+  V small = asinh_stable(x + O::sinh(clamp_max(clamp_min(z, C(-kAsinhBig)), C(kAsinhBig))));
   return O::select(m > C(kAsinhBig), big, small);
 }
 
@@ -311,7 +322,8 @@ BM_HD void tanh_joint(V x, V z, V& y, V& dx, V& dz) {
   V a = SCALED ? az / C(A) : az;
   V oma = SCALED ? a_minus(az) / C(A) : C(1.0) - az;
   V ax2 = C(-2.0 * B) * O::abs(x);
-  V e = O::exp(ax2);
+  V eh = O::exp(C(-B) * O::abs(x));  // e = eh²: dz through eh stays normal where e alone would be subnormal
+  V e = eh * eh;
   V em = O::expm1(ax2);
   V b = O::neg(em) / (C(2.0) + em);
   V omb = C(2.0) * e / (C(1.0) + e);
@@ -321,7 +333,8 @@ BM_HD void tanh_joint(V x, V z, V& y, V& dx, V& dz) {
   V num = O::select(same, O::copysign(a, z) + O::copysign(b, x), O::copysign(C(1.0), x) * diff);
   V D = O::select(same, C(1.0) + a * b, oma + a * omb);
   y = SCALED ? C(A) * (num / D) : num / D;
-  dz = C(4.0) * e / ((C(1.0) + e) * (C(1.0) + e) * (D * D));
+  V q = eh / ((C(1.0) + e) * D);
+  dz = C(4.0) * (q * q);
   dx = SCALED ? C(A * B) * (oma * (C(1.0) + a)) * dz : (oma * (C(1.0) + a)) * dz;
 }
 
@@ -333,12 +346,15 @@ BM_HD void tanh_joint(V x, V z, V& y, V& dx, V& dz) {
 template <class V>
 BM_HD void sigmoid_joint(V x, V z, V& y, V& dz, V& dx) {
   BM_OPS;
+  // t = th², th = e^{−|x|/2}: products with th twice stay normal where t alone would be subnormal (|x| > 87)
   auto pos = x >= C(0.0);
-  V t = O::exp(O::neg(O::abs(x)));
+  V th = O::exp(C(-0.5) * O::abs(x));
+  V t = th * th;
   V omz = C(1.0) - z;
-  V D = O::select(pos, z + omz * t, z * t + omz);
-  y = O::select(pos, z, z * t) / D;
-  dz = t / (D * D);
+  V D = O::select(pos, z + omz * t, (z * th) * th + omz);
+  y = O::select(pos, z / D, ((z * th) / D) * th);
+  V q = th / D;
+  dz = q * q;
   dx = z * omz * dz;
 }
 

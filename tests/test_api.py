@@ -113,6 +113,19 @@ def test_autocast_promotes_like_elementwise_ops(backend, device):
     assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()
 
 
+def test_zero_dim_tensor_does_not_widen():
+    x = torch.randn(3, 4)
+    y = bk.bregman_activation(x, torch.tensor(0.5, dtype=torch.float64), "tanh", backend="eager")
+    assert y.dtype == (x + torch.tensor(0.5, dtype=torch.float64)).dtype == torch.float32
+
+
+def test_eps_accepts_numpy_scalars():
+    import numpy as np
+
+    x, z = torch.randn(4), torch.rand(4) - 0.5
+    torch.testing.assert_close(bk.bregman_activation(x, z, eps=np.float32(1e-5)), bk.bregman_activation(x, z))
+
+
 def test_mixed_dtypes_promote():
     x = torch.randn(4, dtype=torch.float16)
     z = torch.rand(4, dtype=torch.float64) - 0.5
@@ -128,6 +141,7 @@ def test_registry():
     assert (sp.kind, sp.param, sp.lo, sp.hi) == ("softplus", 1000.0, 0.0, math.inf)
     assert bk.get_activation("softplus10").param == 10.0
     assert bk.get_activation("softplus2.5").param == 2.5
+    assert bk.get_activation("softplus1E3").param == 1000.0 and bk.get_activation("softplus.5").param == 0.5
     assert bk.get_activation("atan").hi == math.pi / 2
     assert bk.get_activation("relu").rho_at_zero() == 0.5
     assert bk.get_activation("sigmoid").rho_at_zero() == 0.5
@@ -141,7 +155,8 @@ def test_registry():
     "call, exc, match",
     [
         (lambda x, z: bk.bregman_activation(x, z, "relu6"), ValueError, "unknown activation 'relu6'; valid: sigmoid"),
-        (lambda x, z: bk.bregman_activation(x, z, "softplus0"), ValueError, "β > 0"),
+        (lambda x, z: bk.bregman_activation(x, z, "softplus0"), ValueError, "β <= 1e30"),
+        (lambda x, z: bk.bregman_activation(x, z, "softplus1e-300"), ValueError, "β <= 1e30"),
         (lambda x, z: bk.bregman_activation(x, z, 3), TypeError, "activation must be a string"),
         (lambda x, z: bk.bregman_activation(x.int(), z), TypeError, "x has dtype torch.int32"),
         (lambda x, z: bk.bregman_activation(x, z.to(torch.complex64)), TypeError, "z has dtype torch.complex64"),

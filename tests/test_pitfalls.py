@@ -131,6 +131,11 @@ def test_whole_domain_transcendentals(backend, device):
     _assert_ref(backend, device, "isru", [1e30, -1e20, 1e3, 5e18], [0.0, 0.5, 0.5, 0.0], rtol=4e-6)
     _assert_ref(backend, device, "scaled_tanh", [50.0, -3.0], [1.0, 1.7], rtol=4e-6)
     _assert_ref(backend, device, "sigmoid", [-100.0, 100.0, 30.0], [0.5, 0.5, 0.3], rtol=4e-6)
+    # results and gradients that are normal fp32 numbers although e^-|x| is not
+    _assert_ref(backend, device, "sigmoid", [-90.0, 100.0, -95.0], [0.99999, 1e-5, 0.9], rtol=4e-6)
+    _assert_ref(backend, device, "tanh", [-50.0, 45.0], [0.99999, -0.99999], rtol=4e-6)
+    _assert_ref(backend, device, "scaled_tanh", [-75.0], [1.7158], rtol=4e-6)
+    _assert_ref(backend, device, "asinh", [2e19, 1e30, -2e19, 3e38], [0.0, 0.0, 1.0, -5.0], rtol=4e-6)
 
 
 @pytest.mark.parametrize("backend,device", CASES, ids=IDS)
@@ -146,3 +151,32 @@ def test_infinite_pre_activation(backend, device):
         assert (gx == 0).all() and (gz == 0).all(), (name, gx, gz)
     y, _, _ = _eval(backend, device, "sin", [INF], [0.5], F32)
     assert y.isnan().all()
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-9, 1e-8, 3e-8])
+@pytest.mark.parametrize("backend,device", CASES, ids=IDS)
+def test_small_eps_keeps_the_clamp_inside_the_range(backend, device, eps):
+    """fp32(π/2 − eps) may round to fp32(π/2) > π/2, where tan changes sign: the bounds stay inside (lo, hi)."""
+    for dtype in (F32, F64, torch.bfloat16):
+        y = bk.bregman_activation(torch.zeros(2, dtype=dtype, device=device),
+                                  torch.tensor([1.5707963, 2.0], dtype=dtype, device=device), "atan", eps=eps,
+                                  backend=backend)
+        assert (y > 1.5).all(), (dtype, y)
+        for name in ("tanh", "sigmoid", "isru", "sin", "scaled_tanh"):
+            act = bk.get_activation(name)
+            lo, hi = act.bounds(eps, dtype)
+            assert act.lo < lo < hi < act.hi
+            z = torch.tensor([act.lo - 1, act.lo, act.hi, act.hi + 1], dtype=dtype, device=device)
+            y = bk.bregman_activation(torch.zeros_like(z), z, name, eps=eps, backend=backend)
+            assert torch.isfinite(y).all() and (y[:2] < y[2:]).all(), (name, dtype, y)
+
+
+@pytest.mark.parametrize("backend,device", CASES, ids=IDS)
+def test_double_backward_raises(backend, device):
+    """The backward ops have no derivative: asking for one raises instead of returning a wrong number."""
+    x = torch.randn(4, 3, dtype=F64, device=device, requires_grad=True)
+    w = torch.randn(3, 3, dtype=F64, device=device, requires_grad=True)
+    y = bk.bregman_activation(x @ w, torch.tanh(x), "tanh", backend=backend)
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):
+        g.square().sum().backward()
