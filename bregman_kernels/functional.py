@@ -6,6 +6,7 @@ import math
 import numbers
 
 import torch
+import torch.autograd.forward_ad as fwAD
 
 from . import backends
 from .activations import Activation, get_activation
@@ -26,6 +27,24 @@ def _check(x, z, eps) -> None:
         raise ValueError(f"bregman_activation: eps must be a finite number >= 0, got {eps!r}")
 
 
+def _reject_forward_ad(x, z) -> None:
+    """Forward-mode AD (torch.func.jvp/jacfwd, torch.autograd.forward_ad) would pass zero tangents through the
+    custom ops (they have no jvp rule): raise instead of returning a wrong derivative."""
+    msg = "bregman_activation: forward-mode AD (jvp, jacfwd, forward_ad) is not supported; use reverse mode"
+    if fwAD.unpack_dual(x).tangent is not None or fwAD.unpack_dual(z).tangent is not None:
+        raise RuntimeError(msg)
+    try:
+        if torch._C._functorch.maybe_current_level() is None:
+            return
+        from torch._functorch.pyfunctorch import retrieve_current_functorch_interpreter
+
+        jvp = retrieve_current_functorch_interpreter().key() == torch._C._functorch.TransformType.Jvp
+    except (AttributeError, ImportError, AssertionError):  # private API of this torch release: skip the check
+        return
+    if jvp:
+        raise RuntimeError(msg)
+
+
 def bregman_activation(x: torch.Tensor, z: torch.Tensor, activation: str | Activation = "tanh", *,
                        eps: float = 1e-5, backend: str = "auto") -> torch.Tensor:
     """Bregman activation y = ρ(x + ρ⁻¹(clamp(z, lo + eps, hi − eps))), one fused pass forward and backward.
@@ -37,6 +56,8 @@ def bregman_activation(x: torch.Tensor, z: torch.Tensor, activation: str | Activ
     """
     act = get_activation(activation)
     _check(x, z, eps)
+    if not torch.compiler.is_compiling():
+        _reject_forward_ad(x, z)
     if x.dtype != z.dtype:
         dtype = torch.result_type(x, z)  # like x + z: a 0-dim tensor does not widen the other's dtype
         x, z = x.to(dtype), z.to(dtype)

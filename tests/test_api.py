@@ -209,3 +209,16 @@ def test_compile_first_call_resolves_backend_outside_the_graph():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_forward_mode_ad_raises():
+    """The ops have no jvp rule: forward-mode AD would silently see zero tangents, so it raises."""
+    import torch.autograd.forward_ad as fwAD
+
+    x, z = torch.tensor([0.5, -1.0]), torch.tensor([0.3, 0.2])
+    with pytest.raises(RuntimeError, match="forward-mode AD"):
+        torch.func.jvp(lambda a: bk.bregman_activation(a, z, "tanh"), (x,), (torch.ones(2),))
+    with pytest.raises(RuntimeError, match="forward-mode AD"):
+        torch.func.jacfwd(lambda a: bk.bregman_activation(a, z, "tanh"))(x)
+    with fwAD.dual_level(), pytest.raises(RuntimeError, match="forward-mode AD"):
+        bk.bregman_activation(fwAD.make_dual(x, torch.ones(2)), z)
