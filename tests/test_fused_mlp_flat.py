@@ -96,3 +96,15 @@ def test_compile_fullgraph():
             y0, g0 = flat(x), flat.hidden.grad.clone()
     torch.testing.assert_close(compiled(x), y0, rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(flat.hidden.grad, g0, rtol=1e-13, atol=1e-15)
+
+
+def test_copy_to_weight_normalized_model():
+    """copy_to writes weight-normalized layers through (weight_v, weight_g), not into their computed weight."""
+    torch.manual_seed(0)
+    model = BregmanMLP("tanh", hidden_dim=[5, 3], input_dim=4, output_dim=2, weight_norm=True).double()
+    flat = FlatMLP.from_model(model)
+    with torch.no_grad():
+        flat.hidden.add_(0.1)
+    x = _x(4)
+    back = flat.copy_to(model)
+    torch.testing.assert_close(back(x), flat(x))
