@@ -1,0 +1,1 @@
+"""Benchmark suite of bregman_kernels (pytest-benchmark); see docs/benchmarks.md."""
