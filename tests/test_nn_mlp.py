@@ -229,3 +229,21 @@ def test_activation_module():
     y.sum().backward()
     assert torch.isfinite(x.grad).all()
     assert bnn.MLP is BregmanMLP
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"hidden_dim": []}, "non-empty hidden_dim"),
+    ({"hidden_dim": [0]}, "positive integers"),
+    ({"fused": "yes"}, "fused must be"),
+    ({"backend": "cudnn"}, "unknown backend 'cudnn'"),
+])
+def test_constructor_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BregmanMLP("tanh", input_dim=3, **{"hidden_dim": [4], **kwargs})
+
+
+def test_accepts_an_activation_object():
+    import bregman_kernels as bk
+
+    m = BregmanMLP(bk.get_activation("atan"), hidden_dim=[3], input_dim=3)
+    assert m(torch.rand(2, 3)).shape == (2, 1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import fused_mlp
+from .. import backends, fused_mlp
+from ..activations import Activation
 from .activation import BregmanActivation, PlainActivation
 from .layers import SimplexLinear, WeightNormLinear
 
@@ -63,12 +64,21 @@ class BregmanMLP(nn.Module):
                  input_dim: int | None = None, output_dim: int = 1, init: str = "random", weight_norm: bool = False,
                  *, backend: str = "auto", eps: float = 1e-5, fused: bool | str = "auto"):
         super().__init__()
+        if fused not in (True, False, "auto"):
+            raise ValueError(f"fused must be True, False or 'auto', got {fused!r}")
         self.fused = fused
+        activation = activation.name if isinstance(activation, Activation) else activation
         version, activation = version.lower(), activation.lower()
         if version not in VERSIONS:
             raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
         if input_dim is None:
             raise ValueError("input_dim is required")
+        widths = [input_dim] if hidden_dim is None else list(hidden_dim)
+        if not widths or not all(isinstance(n, int) and n > 0 for n in [input_dim, output_dim, *widths]):
+            raise ValueError(f"input_dim, output_dim and a non-empty hidden_dim must be positive integers, got "
+                             f"input_dim={input_dim!r}, hidden_dim={hidden_dim!r}, output_dim={output_dim!r}")
+        if backend != "auto" and backend not in backends.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: auto, {', '.join(backends.BACKENDS)}")
         hidden_init, output_init = _init_types(version, init)
         self.version = version
         self.num_neurons = [input_dim] if hidden_dim is None else list(hidden_dim)
