@@ -16,6 +16,19 @@ import torch
 import torch.nn.functional as F
 
 
+def add_toy_job_args(p, activation: str, out: str) -> None:
+    """Flags shared by the CPU toy jobs (two-spiral, digits): model versions, activation, seed, backend, device,
+    threads, output folder, plots."""
+    p.add_argument("--versions", nargs="+", default=["standard", "bregman"], choices=["standard", "bregman"])
+    p.add_argument("--activation", default=activation)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="auto", help="bregman_kernels backend (auto, eager, cpp, cuda, triton)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1; 0: torch's default)")
+    p.add_argument("--out", default=out, help="output folder (default %(default)s)")
+    p.add_argument("--no-plots", action="store_true")
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch's global generators and return a CPU generator seeded with ``seed`` for data order."""
     torch.manual_seed(seed)

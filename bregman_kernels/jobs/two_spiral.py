@@ -95,18 +95,11 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=None,
                    help=f"training epochs (default 500; --quick: {QUICK['epochs']})")
     p.add_argument("--depths", type=int, nargs="+", default=[3, 100], help="hidden layers of width 2 (default 3 100)")
-    p.add_argument("--versions", nargs="+", default=["standard", "bregman"], choices=["standard", "bregman"])
-    p.add_argument("--activation", default="atan")
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--train-size", type=int, default=1000)
     p.add_argument("--test-size", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="auto", help="bregman_kernels backend (auto, eager, cpp, cuda, triton)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1; 0: torch's default)")
-    p.add_argument("--out", default="runs/two_spiral", help="output folder (default %(default)s)")
-    p.add_argument("--no-plots", action="store_true")
+    common.add_toy_job_args(p, activation="atan", out="runs/two_spiral")
     args = p.parse_args(argv)
     if args.epochs is None:
         args.epochs = QUICK["epochs"] if args.quick else 500
