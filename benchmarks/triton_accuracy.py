@@ -23,46 +23,13 @@ if not torch.cuda.is_available():
 import mpmath  # noqa: E402
 import numpy as np  # noqa: E402
 import triton  # noqa: E402
-import triton.language as tl  # noqa: E402
 
 import bregman_kernels as bk  # noqa: E402
 from bregman_kernels.backends import eager, triton_ops  # noqa: E402
 from bregman_kernels.backends import triton_math as M  # noqa: E402
 
 mpmath.mp.dps = 50
-FUNCS = ["exp", "log", "log1p", "expm1", "tanh", "sigmoid", "sinh", "cosh", "asinh", "atan", "tan", "asin"]
-
-
-@triton.jit
-def _unary_kernel(x_ptr, out_ptr, n, FN: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    x = tl.load(x_ptr + offs, mask=mask, other=0.5)
-    if FN == 0:
-        y = M.exp(x)
-    elif FN == 1:
-        y = M.log(x)
-    elif FN == 2:
-        y = M.log1p(x)
-    elif FN == 3:
-        y = M.expm1(x)
-    elif FN == 4:
-        y = M.tanh(x, FP64)
-    elif FN == 5:
-        y = M.sigmoid(x)
-    elif FN == 6:
-        y = M.sinh(x)
-    elif FN == 7:
-        y = M.cosh(x)
-    elif FN == 8:
-        y = M.asinh(x)
-    elif FN == 9:
-        y = M.atan(x, FP64)
-    elif FN == 10:
-        y = M.tan(x)
-    else:
-        y = M.asin(x, FP64)
-    tl.store(out_ptr + offs, y, mask=mask)
+FUNCS = M.UNARY_FUNCS
 
 
 def _mixed(rng, lo, hi, n, logspan=None):
@@ -120,8 +87,8 @@ def elementary(device: str, n: int) -> list[tuple]:
             x = torch.from_numpy(xs).to(tdt).to(device)
             out = torch.empty_like(x)
             with triton_ops._quiet():
-                _unary_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), FN=code, FP64=tdt == torch.float64,
-                                                                BLOCK=1024)
+                M.unary_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), FN=code,
+                                                                FP64=tdt == torch.float64, BLOCK=1024)
             ref = [_MP[name](mpmath.mpf(v)) for v in x.cpu().double().tolist()]
             row.append(_ulps(out.cpu().double().numpy(), ref, ndt))
         rows.append(tuple(row))

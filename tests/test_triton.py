@@ -51,32 +51,6 @@ def test_schemas_match_contract():
 # ---- elementary functions built from primitives, against torch's fp64 -------------------------------------------
 
 
-@triton.jit
-def _unary(x_ptr, out_ptr, n, FN: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    x = tl.load(x_ptr + offs, mask=mask, other=0.5)
-    if FN == 0:
-        y = M.exp(x)
-    elif FN == 1:
-        y = M.log(x)
-    elif FN == 2:
-        y = M.log1p(x)
-    elif FN == 3:
-        y = M.expm1(x)
-    elif FN == 4:
-        y = M.tanh(x, FP64)
-    elif FN == 5:
-        y = M.asinh(x)
-    elif FN == 6:
-        y = M.atan(x, FP64)
-    elif FN == 7:
-        y = M.tan(x)
-    else:
-        y = M.asin(x, FP64)
-    tl.store(out_ptr + offs, y, mask=mask)
-
-
 def _spread(gen, lo, hi, n, logspan, signed):
     mag = torch.exp(torch.empty(n, dtype=torch.float64).uniform_(*logspan, generator=gen))
     if signed:
@@ -84,21 +58,21 @@ def _spread(gen, lo, hi, n, logspan, signed):
     return torch.cat([torch.empty(n, dtype=torch.float64).uniform_(lo, hi, generator=gen), mag])
 
 
-_ELEMENTARY = {  # name: (code, reference, samples)
-    "exp": (0, torch.exp, lambda g: _spread(g, -103, 88, 600, (-30, 4), True)),
-    "log": (1, torch.log, lambda g: _spread(g, 0, 4, 600, (-100, 88), False)),
-    "log1p": (2, torch.log1p, lambda g: torch.cat([_spread(g, -0.999, 4, 600, (-40, 80), False),
+_ELEMENTARY = {  # name (of M.UNARY_FUNCS): (reference, samples)
+    "exp": (torch.exp, lambda g: _spread(g, -103, 88, 600, (-30, 4), True)),
+    "log": (torch.log, lambda g: _spread(g, 0, 4, 600, (-100, 88), False)),
+    "log1p": (torch.log1p, lambda g: torch.cat([_spread(g, -0.999, 4, 600, (-40, 80), False),
                                                    -torch.exp(torch.empty(300, dtype=torch.float64)
                                                               .uniform_(-40, -0.01, generator=g))])),
-    "expm1": (3, torch.expm1, lambda g: _spread(g, -20, 20, 600, (-40, 4.4), True)),
-    "tanh": (4, torch.tanh, lambda g: _spread(g, -20, 20, 600, (-40, 40), True)),
-    "asinh": (5, torch.asinh, lambda g: _spread(g, -20, 20, 600, (-40, 40), True)),
-    "atan": (6, torch.atan, lambda g: _spread(g, -20, 20, 600, (-40, 40), True)),
-    "tan": (7, torch.tan, lambda g: torch.cat([torch.empty(600, dtype=torch.float64).uniform_(-1.5707, 1.5707,
+    "expm1": (torch.expm1, lambda g: _spread(g, -20, 20, 600, (-40, 4.4), True)),
+    "tanh": (torch.tanh, lambda g: _spread(g, -20, 20, 600, (-40, 40), True)),
+    "asinh": (torch.asinh, lambda g: _spread(g, -20, 20, 600, (-40, 40), True)),
+    "atan": (torch.atan, lambda g: _spread(g, -20, 20, 600, (-40, 40), True)),
+    "tan": (torch.tan, lambda g: torch.cat([torch.empty(600, dtype=torch.float64).uniform_(-1.5707, 1.5707,
                                                                                               generator=g),
                                                1.5707863 - torch.exp(torch.empty(300, dtype=torch.float64)
                                                                      .uniform_(-12, 0, generator=g))])),
-    "asin": (8, torch.asin, lambda g: torch.cat([torch.empty(600, dtype=torch.float64).uniform_(-1, 1, generator=g),
+    "asin": (torch.asin, lambda g: torch.cat([torch.empty(600, dtype=torch.float64).uniform_(-1, 1, generator=g),
                                                  1 - torch.exp(torch.empty(300, dtype=torch.float64)
                                                                .uniform_(-11.5, 0, generator=g))])),
 }
@@ -111,13 +85,14 @@ ULP_BOUND = {torch.float32: 3.0 if T.INTERPRETED else 5.0, torch.float64: 4.0}
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("name", list(_ELEMENTARY))
 def test_elementary_function_accuracy(name, dtype):
-    code, ref_fn, make = _ELEMENTARY[name]
+    ref_fn, make = _ELEMENTARY[name]
+    code = M.UNARY_FUNCS.index(name)
     x = make(torch.Generator().manual_seed(code)).to(dtype)
     ref = ref_fn(x.double())
     out = torch.empty_like(x, device=DEVICE)
     with T._quiet():
-        _unary[(triton.cdiv(x.numel(), 1024),)](x.to(DEVICE), out, x.numel(), FN=code, FP64=dtype == torch.float64,
-                                                 BLOCK=1024)
+        M.unary_kernel[(triton.cdiv(x.numel(), 1024),)](x.to(DEVICE), out, x.numel(), FN=code,
+                                                       FP64=dtype == torch.float64, BLOCK=1024)
     out = out.cpu().double()
     ok = torch.isfinite(ref) & (ref.abs() >= torch.finfo(dtype).tiny)
     ulp = torch.from_numpy(np.spacing(ref[ok].abs().to(dtype).numpy()).astype(np.float64))
@@ -134,7 +109,7 @@ def test_exp_log_special_values():
     for code, ref in ((0, torch.exp), (1, torch.log), (2, torch.log1p), (3, torch.expm1)):
         out = torch.empty_like(x)
         with T._quiet():
-            _unary[(1,)](x, out, x.numel(), FN=code, FP64=False, BLOCK=16)
+            M.unary_kernel[(1,)](x, out, x.numel(), FN=code, FP64=False, BLOCK=16)
         r = ref(x.double()).float()
         assert torch.equal(out.isnan(), r.isnan()), code
         fin = ~r.isnan()

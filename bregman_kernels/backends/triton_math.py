@@ -212,3 +212,40 @@ def asin(z, FP64: tl.constexpr):
              + 1.6666752422e-1) * w * t + t
         r = sgn(z, tl.where(flag, PIO2_HI32 + (PIO2_LO32 - (p + p)), p))
     return r
+
+
+# ---- accuracy probe: one elementary function over a tensor (tests and benchmarks/triton_accuracy.py) -------------
+UNARY_FUNCS = ("exp", "log", "log1p", "expm1", "tanh", "sigmoid", "sinh", "cosh", "asinh", "atan", "tan", "asin")
+
+
+@triton.jit
+def unary_kernel(x_ptr, out_ptr, n, FN: tl.constexpr, FP64: tl.constexpr, BLOCK: tl.constexpr):
+    """out = UNARY_FUNCS[FN](x) as the kernels compute it."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(x_ptr + offs, mask=mask, other=0.5)
+    if FN == 0:
+        y = exp(x)
+    elif FN == 1:
+        y = log(x)
+    elif FN == 2:
+        y = log1p(x)
+    elif FN == 3:
+        y = expm1(x)
+    elif FN == 4:
+        y = tanh(x, FP64)
+    elif FN == 5:
+        y = sigmoid(x)
+    elif FN == 6:
+        y = sinh(x)
+    elif FN == 7:
+        y = cosh(x)
+    elif FN == 8:
+        y = asinh(x)
+    elif FN == 9:
+        y = atan(x, FP64)
+    elif FN == 10:
+        y = tan(x)
+    else:
+        y = asin(x, FP64)
+    tl.store(out_ptr + offs, y, mask=mask)
