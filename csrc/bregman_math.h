@@ -65,6 +65,9 @@ struct ScalarFns {
   BM_SCALAR_FN(cosh)
   BM_SCALAR_FN(asinh)
   BM_SCALAR_FN(sqrt)
+  // e = e^a and em = e^a − 1 for a ≤ 0 (one range reduction in the SIMD versions)
+  template <class T>
+  static BM_HD void exp_expm1(T a, T& e, T& em) { e = exp(a); em = expm1(a); }
   static BM_HD float abs(float a) { return ::fabsf(a); }
   static BM_HD double abs(double a) { return ::fabs(a); }
   static BM_HD float copysign(float a, float s) { return ::copysignf(a, s); }
@@ -308,12 +311,15 @@ BM_HD void asinh_bwd(V x, V z, V& d, V& dz) {
   dz = O::select(m > C(kAsinhBig), dz_big, dz_small);
 }
 
-// ---- tanh, scaled_tanh: no logarithm, no cancellation ----------------------------------------------------------
+// ---- tanh, scaled_tanh: no logarithm, no cancellation, one division ------------------------------------------
 // y = A·tanh(B·x + atanh(w)), w = z/A (A = B = 1 for tanh). With T = tanh(B·x):  y = A·(w + T)/(1 + w·T).
-// a = |w|, b = |T|, 1 − a exact (A − |z| via a_minus), 1 − b = 2e/(1 + e) with e = e^{−2B|x|}: every term is
-// known to full relative accuracy; for opposite signs w + T = ±(b − a) = ±((1 − a) − (1 − b)) and
-// 1 + wT = (1 − a) + a(1 − b).
-//   ∂y/∂z = (1 − T²)/(1 + wT)²,  ∂y/∂x = A·B·(1 − w²)·(1 − T²)/(1 + wT)²,  1 − T² = 4e/(1 + e)²
+// a = |w|, 1 − a exact (A − |z| via a_minus); e = e^{−2B|x|} = eh², |T| = (1 − e)/(1 + e), 1 − |T| = 2e/(1 + e),
+// 1 − e = −expm1(−B|x|)·(1 + eh): every term is known to full relative accuracy. Numerator and denominator are
+// carried times (1 + e), so one division gives y:
+//   same signs:  y·D = ±(a·(1 + e) + (1 − e)),            D = (1 + e) + a·(1 − e)
+//   opposite:    y·D = sign(x)·((1 − e) − a·(1 + e))  when |w| + |T| < 1,  else sign(x)·((1 − a)(1 + e) − 2e),
+//                D = (1 − a)(1 + e) + 2a·e
+//   ∂y/∂z = (1 − T²)/(1 + wT)² = (2·eh/D)²,  ∂y/∂x = A·B·(1 − w²)·∂y/∂z
 template <bool SCALED, class V>
 BM_HD void tanh_joint(V x, V z, V& y, V& dx, V& dz) {
   BM_OPS;
@@ -321,21 +327,47 @@ BM_HD void tanh_joint(V x, V z, V& y, V& dx, V& dz) {
   V az = O::abs(z);
   V a = SCALED ? az / C(A) : az;
   V oma = SCALED ? a_minus(az) / C(A) : C(1.0) - az;
-  V ax2 = C(-2.0 * B) * O::abs(x);
-  V eh = O::exp(C(-B) * O::abs(x));  // e = eh²: dz through eh stays normal where e alone would be subnormal
+  V eh, ehm;
+  O::exp_expm1(C(-B) * O::abs(x), eh, ehm);  // eh = e^{−B|x|}, ehm = eh − 1
   V e = eh * eh;
-  V em = O::expm1(ax2);
-  V b = O::neg(em) / (C(2.0) + em);
-  V omb = C(2.0) * e / (C(1.0) + e);
+  V ope = C(1.0) + e;
+  V ome = O::neg(ehm) * (eh + C(1.0));
+  V aope = a * ope;
   auto same = z * x >= C(0.0);
-  // opposite signs: |w| − |T| directly when both are small, through 1 − |w| and 1 − |T| when both are near 1
-  V diff = O::select(a + b < C(1.0), b - a, oma - omb);
-  V num = O::select(same, O::copysign(a, z) + O::copysign(b, x), O::copysign(C(1.0), x) * diff);
-  V D = O::select(same, C(1.0) + a * b, oma + a * omb);
+  V diff = O::select(aope + ome < ope, ome - aope, oma * ope - C(2.0) * e);
+  V num = O::select(same, O::copysign(aope, z) + O::copysign(ome, x), O::copysign(C(1.0), x) * diff);
+  V D = O::select(same, ope + a * ome, oma * ope + C(2.0) * a * e);
   y = SCALED ? C(A) * (num / D) : num / D;
-  V q = eh / ((C(1.0) + e) * D);
+  V q = eh / D;
   dz = C(4.0) * (q * q);
   dx = SCALED ? C(A * B) * (oma * (C(1.0) + a)) * dz : (oma * (C(1.0) + a)) * dz;
+}
+
+// ---- softplus_β: two exponentials, one logarithm -------------------------------------------------------------
+// With t = βz, s = βx, c = 1 − e^{−t} = −expm1(−t) ∈ (0, 1]:  βu = s + t + log c,  e^{βu} = e^{s+t}·c, and with
+// E = e^{−|s+t|}:
+//   s + t ≤ 0:          e^{βu} = E·c ≤ 1:    β·y = log1p(E·c),     ∂y/∂x = E·c/(1 + E·c),  ∂y/∂z = E/(1 + E·c)
+//   s + t > 0, c ≤ E:   e^{βu} = c/E ≤ 1:    β·y = log1p(c/E),     ∂y/∂x = c/(c + E),      ∂y/∂z = 1/(c + E)
+//   s + t > 0, c > E:   βu > 0:              y = x + z + log(c + E)/β (= u + log1p(e^{−βu})/β)
+// (∂y/∂x = σ(βu), ∂y/∂z = σ(βu)/c). Every sum is of positive terms; one logarithm serves the three cases, log1p(q)
+// as log(v) − ((v − 1) − q)/v with v = fl(1 + q) (the correction restores the rounding error of 1 + q).
+template <class V>
+BM_HD void softplus_joint(V x, V z, V p, V& y, V& dx, V& dz) {
+  BM_OPS;
+  V c = O::neg(O::expm1(O::neg(p) * z));
+  V xz = x + z;
+  V st = p * xz;
+  V E = O::exp(O::neg(O::abs(st)));
+  auto low = st <= C(0.0);
+  auto logp = O::lor(low, c <= E);  // β·y = log1p(q)
+  V q = O::select(low, E * c, c / E);
+  V v = O::select(logp, C(1.0) + q, c + E);
+  V corr = O::select(logp, ((v - C(1.0)) - q) / v, C(0.0));
+  V L = (O::log(v) - corr) / p;
+  y = O::select(logp, L, xz + L);
+  V r = C(1.0) / O::select(low, C(1.0) + E * c, c + E);
+  dx = O::select(low, E * c, c) * r;
+  dz = O::select(low, E, C(1.0)) * r;
 }
 
 // ---- sigmoid: one exponential, no logarithm --------------------------------------------------------------------
@@ -378,6 +410,10 @@ BM_HD V forward(V x, V z, V lo, V hi, V p) {
     V y, dx, dz;
     tanh_joint<ACT == SCALED_TANH>(x, zc, y, dx, dz);
     return y;
+  } else if constexpr (ACT == SOFTPLUS) {
+    V y, dx, dz;
+    softplus_joint(x, zc, p, y, dx, dz);
+    return y;
   } else {
     return rho<ACT>(x + inv<ACT>(zc, p), p);
   }
@@ -397,6 +433,9 @@ BM_HD void backward(V g, V x, V z, V lo, V hi, V p, V& gx, V& gz) {
   } else if constexpr (ACT == TANH || ACT == SCALED_TANH) {
     V y;
     tanh_joint<ACT == SCALED_TANH>(x, zc, y, d, dz);
+  } else if constexpr (ACT == SOFTPLUS) {
+    V y;
+    softplus_joint(x, zc, p, y, d, dz);
   } else {
     V iv = inv<ACT>(zc, p);
     d = drho<ACT>(x + iv, p);

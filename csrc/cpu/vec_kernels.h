@@ -51,13 +51,39 @@ struct Ops<at::vec::Vectorized<T>> {
   using S = T;
   using M = V;
   static V c(double v) { return V(static_cast<T>(v)); }
-  static V select(const V& m, const V& a, const V& b) { return V::blendv(b, a, m); }
+  static V select(const V& m, const V& a, const V& b) {
+#if defined(CPU_CAPABILITY_AVX512)
+    // (m & a) | (~m & b) in one instruction (m is all-ones or all-zeros per lane)
+    const __m512i r = _mm512_ternarylogic_epi32(cast_i(m), cast_i(a), cast_i(b), 0xCA);
+    if constexpr (std::is_same_v<T, float>) return _mm512_castsi512_ps(r);
+    else return _mm512_castsi512_pd(r);
+#else
+    return V::blendv(b, a, m);
+#endif
+  }
   static V lor(const V& a, const V& b) { return a | b; }
   static V neg(const V& a) { return a.neg(); }
   static V abs(const V& a) { return a.abs(); }
   static V sqrt(const V& a) { return a.sqrt(); }
   // |a| with the sign bit of s
   static V copysign(const V& a, const V& s) { return a.abs() | (s & V(static_cast<T>(-0.0))); }
+#if defined(CPU_CAPABILITY_AVX512)
+  static __m512i cast_i(const V& v) {
+    if constexpr (std::is_same_v<T, float>) return _mm512_castps_si512(v);
+    else return _mm512_castpd_si512(v);
+  }
+#endif
+  // e = e^a, em = e^a − 1 for a ≤ 0
+  static void exp_expm1(const V& a, V& e, V& em) {
+#ifdef BM_SLEEF_F
+    if constexpr (std::is_same_v<T, float>) {
+      vmath::exp_expm1(a, e, em);
+      return;
+    }
+#endif
+    e = exp(a);
+    em = expm1(a);
+  }
   template <class F>
   static V apply(const V& a, F f) {
     __at_align__ T buf[V::size()];
@@ -69,8 +95,19 @@ struct Ops<at::vec::Vectorized<T>> {
   BM_VEC_FN_INLINE(log)
   BM_VEC_FN_INLINE(log1p)
   BM_VEC_FN_INLINE(expm1)
+#ifdef BM_SLEEF_F
+  static V tan(const V& a) {  // the inlined form where every lane has |a| ≤ π/2 (the clamped range of atan's ρ⁻¹)
+    if constexpr (std::is_same_v<T, float>) {
+      if (!vmath::any_beyond_pio2(a)) return vmath::tan_pio2(a);
+      return V(BM_SLEEF_F(tan)(a));
+    } else {
+      return V(BM_SLEEF_D(tan)(a));
+    }
+  }
+#else
   BM_VEC_FN(tan)
-  BM_VEC_FN(atan)
+#endif
+  BM_VEC_FN_INLINE(atan)
   BM_VEC_FN(asin)
   BM_VEC_FN(sin)
   BM_VEC_FN(cos)

@@ -39,7 +39,15 @@ inline Vf frexp(const Vf& x, Vf& e) {
 }
 #endif
 
-inline Vf sel(const Vf& m, const Vf& a, const Vf& b) { return Vf::blendv(b, a, m); }
+// m ? a : b per lane (m all-ones or all-zeros per lane)
+inline Vf sel(const Vf& m, const Vf& a, const Vf& b) {
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_castsi512_ps(
+      _mm512_ternarylogic_epi32(_mm512_castps_si512(m), _mm512_castps_si512(a), _mm512_castps_si512(b), 0xCA));
+#else
+  return Vf::blendv(b, a, m);
+#endif
+}
 
 // x = n·ln2 + r, |r| ≤ ln2/2 (Cody–Waite, ln2 = C1 + C2 with C1 exact in 9 bits); returns r, sets n
 inline Vf reduce(const Vf& x, Vf& n) {
@@ -85,6 +93,17 @@ inline Vf expm1(const Vf& x) {
   Vf y = sel(n > Vf(127.0f), (p + Vf(1.0f)) * s1 * s2 - Vf(1.0f), at::vec::fmadd(t, p, t - Vf(1.0f)));
   y = sel(n == Vf(0.0f), p, y);
   return sel(x > Vf(kExpHi), Vf(INFINITY), sel(x < Vf(-18.0f), Vf(-1.0f), y));
+}
+
+// e^x and e^x − 1 for x ≤ 0 from one reduction: with t = 2^n (normal for x ≥ kExpLo), e^x = t + t·p(r) and
+// e^x − 1 = t·p(r) + (t − 1) (t − 1 exact for n ≥ −24, ≈ −1 below); e^x = 0 below kExpLo, NaN stays NaN
+inline void exp_expm1(const Vf& x, Vf& e, Vf& em) {
+  Vf xc = sel(x < Vf(kExpLo), Vf(kExpLo), x);
+  Vf n;
+  Vf p = expm1_poly(reduce(xc, n));
+  Vf t = pow2i(n);
+  e = sel(x < Vf(kExpLo), Vf(0.0f), at::vec::fmadd(t, p, t));
+  em = at::vec::fmadd(t, p, t - Vf(1.0f));
 }
 
 // log x = e·ln2 + log(1 + f), x = 2^e·(1 + f), 1 + f ∈ [√½, √2); log(1 + f) = f − f²/2 + f³·P(f) (Cephes logf)
@@ -137,6 +156,63 @@ inline Vf tanh(const Vf& u) {
   p = at::vec::fmadd(p, z, Vf(-3.33332819422e-1f));
   Vf small = at::vec::fmadd(p * z, u, u);
   return sel(a < Vf(0.625f), small, big.abs() | (u & Vf(-0.0f)));
+}
+
+// tan z for |z| ≤ π/2: |z| ≤ π/4: z + z³·P(z²) (Cephes tanf); else cot(r) = 1/r − r·Q(r²) (Taylor to r¹³,
+// truncation < 1e-9 at r = π/4) at r = π/2 − |z| = (PIO2_HI − |z|) + PIO2_LO, the first difference exact
+// (Sterbenz), r and 1/r carried to ~double-float accuracy (within one ulp, like Sleef's u10). One division. Callers with larger |z| use Sleef (any_beyond_pio2 is the check).
+constexpr float kPio2Hi = 1.57079637050628662109375f;  // fp32(π/2) > π/2
+constexpr float kPio2Lo = -4.37113900018624283e-8f;    // π/2 − kPio2Hi
+inline bool any_beyond_pio2(const Vf& z) {
+  const Vf m = z.abs() > Vf(kPio2Hi);
+  return m.zero_mask() != (1 << Vf::size()) - 1;
+}
+inline Vf tan_pio2(const Vf& z) {
+  Vf a = z.abs();
+  Vf big = a > Vf(0.785398163397448f);
+  Vf rh = Vf(kPio2Hi) - a;
+  Vf r = sel(big, rh + Vf(kPio2Lo), a);
+  Vf rl = Vf(kPio2Lo) - (r - rh);  // r + rl = π/2 − |z| to ~2^-48 (fast two-sum, |rh| ≥ |PIO2_LO| on big lanes)
+  Vf w = r * r;
+  Vf p = Vf(9.38540185543e-3f);
+  p = at::vec::fmadd(p, w, Vf(3.11992232697e-3f));
+  p = at::vec::fmadd(p, w, Vf(2.44301354525e-2f));
+  p = at::vec::fmadd(p, w, Vf(5.34112807005e-2f));
+  p = at::vec::fmadd(p, w, Vf(1.33387994085e-1f));
+  p = at::vec::fmadd(p, w, Vf(3.33331568548e-1f));
+  Vf q = Vf(2.19259478518737778e-7f);
+  q = at::vec::fmadd(q, w, Vf(2.1644042808063972085e-6f));
+  q = at::vec::fmadd(q, w, Vf(2.1377799155576933355e-5f));
+  q = at::vec::fmadd(q, w, Vf(2.1164021164021164021e-4f));
+  q = at::vec::fmadd(q, w, Vf(2.1164021164021164021e-3f));
+  q = at::vec::fmadd(q, w, Vf(2.2222222222222222222e-2f));
+  q = at::vec::fmadd(q, w, Vf(3.3333333333333333333e-1f));
+  // 1/(r + rl) = inv·(1 + e), e = (1 − inv·r) − rl·inv (the residual of the division, exact by fma, plus rl)
+  Vf inv = Vf(1.0f) / sel(big, r, Vf(1.0f));
+  Vf e = at::vec::fmadd(rl.neg(), inv, at::vec::fmadd(inv.neg(), r, Vf(1.0f)));
+  Vf cot = inv + at::vec::fmadd(inv, e, (q * r).neg());
+  Vf t = sel(big, cot, at::vec::fmadd(p * w, r, r));
+  return t | (z & Vf(-0.0f));
+}
+
+// atan u: |u| > tan(3π/8): π/2 + atan(−1/|u|); |u| > tan(π/8): π/4 + atan((|u| − 1)/(|u| + 1)); then
+// w + w³·P(w²) for |w| ≤ tan(π/8) (Cephes atanf), the multiple of π/4 added in two parts last. One division.
+inline Vf atan(const Vf& u) {
+  Vf a = u.abs();
+  Vf hi = a > Vf(2.414213562373095f);
+  Vf mid = a > Vf(0.4142135623730950f);
+  Vf w = sel(hi, Vf(-1.0f), sel(mid, a - Vf(1.0f), a)) / sel(hi, a, sel(mid, a + Vf(1.0f), Vf(1.0f)));
+  Vf k = sel(hi, Vf(2.0f), sel(mid, Vf(1.0f), Vf(0.0f)));  // result = k·π/4 + atan(w)
+  Vf z = w * w;
+  Vf p = Vf(8.05374449538e-2f);
+  p = at::vec::fmadd(p, z, Vf(-1.38776856032e-1f));
+  p = at::vec::fmadd(p, z, Vf(1.99777106478e-1f));
+  p = at::vec::fmadd(p, z, Vf(-3.33329491539e-1f));
+  Vf r = at::vec::fmadd(p * z, w, w);
+  // π/4 = PIO4_HI + PIO4_LO
+  r = at::vec::fmadd(k, Vf(-2.18556950009e-8f), r);
+  r = at::vec::fmadd(k, Vf(0.785398185253143310546875f), r);
+  return r | (u & Vf(-0.0f));
 }
 
 }  // namespace vmath
