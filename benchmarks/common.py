@@ -64,7 +64,7 @@ def on_gpu() -> bool:
 
 
 def acts() -> tuple[str, ...]:
-    default = ("tanh", "softplus") if quick() else ("tanh", "softplus", "asinh")
+    default = ("tanh", "softplus") if quick() else ("tanh", "atan", "sigmoid", "softplus")
     return env_list("BENCH_ACTS", default, ALL_ACTS)
 
 

@@ -180,11 +180,16 @@ def model_section(rows: list[dict]) -> list[str]:
 def summary(rows: list[dict]) -> list[tuple[str, str, float | None, float | None]]:
     """(group, provider, geomean speedup over eager, over compiled) for op modes and models."""
     out = []
-    for test, key in (("test_op", "mode"), ("test_train_step", "model")):
+    # op level: one group per mode, dtype and size (the geometric mean is over activations)
+    for test, keys in (("test_op", ("mode", "dtype", "size")), ("test_train_step", ("model",))):
         cases = by_case(rows, test)
-        groups = sorted({r["params"].get(key) for r in rows if r["test"] == test})
+
+        def group(params, keys=keys):
+            return " ".join(str(params.get(k)) for k in keys)
+
+        groups = sorted({group(r["params"]) for r in rows if r["test"] == test})
         for g in groups:
-            sub = {k: c for k, c in cases.items() if next(iter(c.values()))["params"].get(key) == g}
+            sub = {k: c for k, c in cases.items() if group(next(iter(c.values()))["params"]) == g}
             for p in _providers(sub):
                 if p in EAGER:
                     continue
@@ -259,9 +264,9 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write("\n".join(md))
     if args.short:
-        print(f"{'group':<16} {'provider':<22} {'x eager':>9} {'x compiled':>11}")
+        print(f"{'group':<28} {'provider':<22} {'x eager':>9} {'x compiled':>11}")
         for g, p, a, b in summary(rows):
-            print(f"{g:<16} {p:<22} {_x(a):>9} {_x(b):>11}")
+            print(f"{g:<28} {p:<22} {_x(a):>9} {_x(b):>11}")
     print(f"report: {os.path.join(args.out, 'report.md')} ({len(rows)} results)")
     return 0
 

@@ -72,4 +72,4 @@ def test_report_renders(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| fwd-tanh-float32-small | 2.00× | 4.00× |" in md  # compiled, bk-cpp over the composite
     assert "loaded machine" in md
-    assert "| op fwd | bk-cpp | 4.00× | 2.00× |" in md
+    assert "| op fwd float32 small | bk-cpp | 4.00× | 2.00× |" in md
