@@ -84,13 +84,16 @@ def ce_grad_composite(x, target, params, out_w, out_b, widths, offset_layers, mo
 
 
 torch.library.register_kernel(f"{ops.NAMESPACE}::mlp_flat_ce_grad", "cuda", ce_grad_composite)
-try:  # CUDA kernels of the flat ops: the Triton ones
-    from . import fused_mlp_triton as _T
+# CUDA kernels of the flat ops: the Triton ones, where a GPU can run them (importing triton_op pulls in the compiler
+# stack: about a second of every start, which a CPU-only run has no use for)
+if torch.cuda.is_available():
+    try:
+        from . import fused_mlp_triton as _T
 
-    torch.library.register_kernel(f"{ops.NAMESPACE}::mlp_flat_fwd", "cuda", _T.mlp_flat_fwd_triton)
-    torch.library.register_kernel(f"{ops.NAMESPACE}::mlp_flat_bwd", "cuda", _T.mlp_flat_bwd_triton)
-except ImportError:  # no triton: CPU only
-    pass
+        torch.library.register_kernel(f"{ops.NAMESPACE}::mlp_flat_fwd", "cuda", _T.mlp_flat_fwd_triton)
+        torch.library.register_kernel(f"{ops.NAMESPACE}::mlp_flat_bwd", "cuda", _T.mlp_flat_bwd_triton)
+    except ImportError:  # no triton: CPU only
+        pass
 # Autograd of mlp_flat_fwd is registered in C++ with the CPU kernels (csrc/fused_mlp/mlp_cpu.cpp, FlatFunction):
 # its backward is the mlp_flat_bwd op, and no Python runs on the training step's path.
 

@@ -130,3 +130,16 @@ def test_train_step_replaces_grad_and_steps_nothing_without_optimizer():
     assert loss.dim() == 0 and torch.equal(flat.hidden, before)
     _, gp, gw, _ = mlp_flat_ce_grad(*_op_args(flat, x, y))
     assert torch.equal(flat.hidden.grad, gp) and torch.equal(flat.output.weight.grad, gw)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_train_step_matches_cpu():
+    cpu = _flat("sigmoid", "bregman", (3, 5, 2, 4))
+    gpu = _flat("sigmoid", "bregman", (3, 5, 2, 4)).cuda()
+    opt_c, opt_g = torch.optim.Adam(cpu.parameters(), lr=0.05), torch.optim.Adam(gpu.parameters(), lr=0.05)
+    for step in range(3):
+        x, y = _batch(seed=step)
+        loss_g = gpu.train_step(x.cuda(), y.cuda(), opt_g)
+        torch.testing.assert_close(loss_g.cpu(), cpu.train_step(x, y, opt_c), rtol=1e-10, atol=1e-12)
+    for a, b in zip(gpu.parameters(), cpu.parameters(), strict=True):
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-11)
