@@ -198,10 +198,11 @@ class FlatMLP(nn.Module):
         batch alone, as ``zero_grad()`` + ``backward()`` would leave them); then ``optimizer.step()`` (any
         torch.optim optimizer over these parameters; None: gradients only) and the offset maps' projection.
         Returns the loss, a 0-dim tensor (no host synchronisation)."""
-        hidden, params = self._parameters["hidden"], self.output._parameters
-        if self.offset_layers and self.hidden._version != self._seen:
+        # parameters straight from the dicts (nn.Module.__getattr__ is slow; this runs once per step)
+        hidden, out = self._parameters["hidden"], self._modules["output"]._parameters
+        if self.offset_layers and hidden._version != self._seen:
             self.project_()  # as forward: the maps in use are on the simplex
-        w, b = params["weight"], params["bias"]
+        w, b = out["weight"], out["bias"]
         if b is None:
             raise ValueError("train_step needs an output layer with a bias")
         loss, hidden.grad, w.grad, b.grad = mlp_flat_ce_grad(x, target, hidden, w, b, *self._args(x.dtype))
