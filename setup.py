@@ -112,7 +112,7 @@ def _extensions():
     cxx = list(opt)  # the C++ standard comes from torch (C++17 or C++20 by version)
     x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86") and sys.platform != "win32"
     cpu_sources = ["csrc/cpu/ops_cpu.cpp", "csrc/cpu/kernels_default.cpp"]
-    cpu_sources += ["csrc/fused_mlp/mlp_cpu.cpp", "csrc/fused_mlp/mlp_default.cpp"]
+    cpu_sources += ["csrc/fused_mlp/mlp_cpu.cpp", "csrc/fused_mlp/mlp_train.cpp", "csrc/fused_mlp/mlp_default.cpp"]
     isa = {src: flags for src, flags in ISA_FLAGS.items() if x86}
     if not x86:  # the per-ISA files then define empty tables
         cpu_sources += list(ISA_FLAGS)

@@ -8,9 +8,14 @@
     floor       the same step with the hidden stack replaced by an autograd node that computes nothing (its
                 backward hands out ready-made gradients): what autograd and SGD alone cost for the 202
                 parameter tensors, the bound on any implementation that keeps bregmanet's parameters
+    fused-step  FlatMLP.train_step: the whole step's loss and gradients in one C++ op (mlp_flat_ce_grad), no
+                autograd engine, then the optimizer's step
+    torch-floor a single nn.Linear(2, 2) with F.cross_entropy, backward and SGD: the cost of one autograd step
+                of the smallest net, the bound on any implementation that runs the autograd engine
 
-Net: atan, 100 hidden layers of width 2, input 2, 2 logits, batch 16, fp32 (the paper's toy experiment); the same
-optimizer for all three: SGD with foreach (one multi-tensor update of the 202 parameter tensors).
+Net: atan, 100 hidden layers of width 2, input 2, 2 logits, batch 16, fp32 (the paper's toy experiment). Optimizer:
+SGD, with foreach (one multi-tensor update) for the nets of 202 parameter tensors and the plain per-tensor loop
+for those of 2–3 (each its faster choice).
 
     pytest benchmarks/bench_fused_mlp.py --benchmark-only          # pytest-benchmark table
     python benchmarks/bench_fused_mlp.py [--threads N] [--rounds R] # medians and ratios in one run
@@ -32,7 +37,8 @@ import torch
 import torch.nn.functional as F
 
 DEPTH, WIDTH, BATCH, ACT = 100, 2, 16, "atan"
-PROVIDERS = ("bregmanet", "layers", "fused", "flat", "floor")
+PROVIDERS = ("bregmanet", "layers", "fused", "flat", "floor", "fused-step", "torch-floor")
+FAST = ("fused", "flat", "floor", "fused-step", "torch-floor")
 
 
 def _threads() -> int:
@@ -50,6 +56,8 @@ def _bregmanet():
 def build(provider: str, seed: int = 0) -> torch.nn.Module:
     """The two-spiral net of ``provider``."""
     torch.manual_seed(seed)
+    if provider == "torch-floor":
+        return torch.nn.Linear(2, 2)
     kw = dict(hidden_dim=[WIDTH] * DEPTH, input_dim=2, output_dim=2)
     if provider == "bregmanet":
         return _bregmanet().MLP(activation=ACT, version="bregman", **kw)
@@ -59,7 +67,7 @@ def build(provider: str, seed: int = 0) -> torch.nn.Module:
     model = BregmanMLP(ACT, "bregman", fused=provider != "layers", **kw)
     if provider == "floor":
         model.forward = _floor_forward(model)
-    if provider == "flat":
+    if provider in ("flat", "fused-step"):
         from bregman_kernels.fused_mlp_flat import FlatMLP
 
         model = FlatMLP.from_model(model)
@@ -90,10 +98,12 @@ def _floor_forward(model):
 def make_step(provider: str):
     """A closure running one training step of ``provider``'s net on a fixed batch."""
     model = build(provider)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-2, foreach=True)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2, foreach=len(list(model.parameters())) > 8)
     g = torch.Generator().manual_seed(1)
     x = torch.rand(BATCH, 2, generator=g) * 3.14 - 1.57  # inside atan's range, as the job's data
     y = torch.randint(0, 2, (BATCH,), generator=g)
+    if provider == "fused-step":
+        return lambda: model.train_step(x, y, opt)
 
     def step():
         opt.zero_grad()
@@ -122,7 +132,7 @@ def test_two_spiral_step(benchmark, provider):
         step = make_step(provider)
         benchmark.group = "two-spiral training step"
         benchmark.extra_info.update(depth=DEPTH, width=WIDTH, batch=BATCH, activation=ACT, threads=_threads())
-        rounds = 20 if provider in ("bregmanet", "layers") else 300
+        rounds = 300 if provider in FAST else 20
         benchmark.pedantic(step, rounds=rounds, warmup_rounds=3)
     finally:
         torch.set_num_threads(threads)
@@ -143,7 +153,7 @@ def median_ms(step, rounds: int) -> float:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=_threads())
-    ap.add_argument("--rounds", type=int, default=30, help="rounds of the slow providers (fused: 10×)")
+    ap.add_argument("--rounds", type=int, default=30, help="rounds of the slow providers (the others: 100×)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ms = {}
@@ -152,12 +162,11 @@ def main():
         if why:
             print(f"{p:10s} skipped ({why})")
             continue
-        ms[p] = median_ms(make_step(p), args.rounds * (10 if p in ("fused", "flat", "floor") else 1))
-        print(f"{p:10s} {ms[p]:9.3f} ms per step")
-    for base in ("fused", "flat", "floor"):
-        for p in ("bregmanet", "layers"):
-            if base in ms and p in ms:
-                print(f"{base} vs {p}: {ms[p] / ms[base]:.1f}x faster")
+        ms[p] = median_ms(make_step(p), args.rounds * (100 if p in FAST else 1))
+        print(f"{p:11s} {ms[p]:9.3f} ms per step")
+    for base in FAST:
+        print(f"{base:11s}" + "".join(f"  {ms[p] / ms[base]:7.1f}x vs {p}" for p in ("bregmanet", "layers")
+                                      if base in ms and p in ms))
     try:
         print(f"load average: {os.getloadavg()}, threads: {args.threads}")
     except OSError:

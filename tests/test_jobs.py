@@ -54,6 +54,32 @@ def test_two_spiral_job(tmp_path):
         assert (tmp_path / "regions.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def _spiral_impl(tmp_path, impl, *extra):
+    return two_spiral.main(["--epochs", "2", "--depths", "3", "--train-size", "120", "--test-size", "40", "--lr",
+                            "0.1", "--no-plots", "--impl", impl, "--out", str(tmp_path / impl), *extra])["runs"]
+
+
+def test_two_spiral_impls_train_alike(tmp_path):
+    """The default (fused training step, when the C++ extension is built) follows the autograd module's losses."""
+    fused, module = _spiral_impl(tmp_path, "auto"), _spiral_impl(tmp_path, "module")
+    from bregman_kernels import fused_mlp
+
+    expected = "module" if fused_mlp._why_no_kernel("cpu") else "fused-step"
+    assert [r["impl"] for r in fused] == [expected] * 2 and [r["impl"] for r in module] == ["module"] * 2
+    for a, b in zip(fused, module, strict=True):
+        np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-5)
+        assert a["parameters"] == b["parameters"]
+    # another elementwise backend asks for the module: auto falls back to it
+    assert [r["impl"] for r in _spiral_impl(tmp_path, "auto", "--backend", "eager")] == ["module"] * 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bregmanet") is None, reason="bregmanet (the seed library) not installed")
+def test_two_spiral_on_bregmanet(tmp_path):
+    runs = _spiral_impl(tmp_path, "bregmanet")
+    assert [r["impl"] for r in runs] == ["bregmanet"] * 2
+    assert all(np.isfinite(r["train_loss"]).all() and 0.0 <= r["test_accuracy"] <= 1.0 for r in runs)
+
+
 def test_plots_are_skipped_without_matplotlib(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     res = digits.main(["--epochs", "1", "--versions", "standard", "--out", str(tmp_path)])

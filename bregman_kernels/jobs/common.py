@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import os
 import platform
 import sys
@@ -147,27 +146,36 @@ def project_(model: torch.nn.Module) -> None:
 
 
 def fit_classifier(model, x, y, *, epochs: int, lr: float, batch_size: int, generator: torch.Generator,
-                   momentum: float = 0.0, weight_decay: float = 0.0, desc: str = "train") -> list[float]:
+                   momentum: float = 0.0, weight_decay: float = 0.0, desc: str = "train",
+                   fused_step: bool = False) -> list[float]:
     """Minibatch SGD with cross-entropy on in-memory tensors (reshuffled each epoch); returns the mean training
-    loss of every epoch. The model is built once by the caller; this loop only calls it."""
+    loss of every epoch. The model is built once by the caller; this loop only calls it. ``fused_step``: train with
+    ``model.train_step(x, y, optimizer)`` (a :class:`bregman_kernels.fused_mlp_flat.FlatMLP`: the whole step
+    without the autograd engine) instead of forward, ``F.cross_entropy``, backward and step. The loop is lean: the
+    epoch is shuffled once and cut into views, and the losses are summed on the device once per epoch."""
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     n = x.shape[0]
-    steps = math.ceil(n / batch_size)
+    # weight of each step's mean loss in the epoch's mean: its batch size / n
+    weights = torch.tensor([min(batch_size, n - s) / n for s in range(0, n, batch_size)], device=x.device)
+    if fused_step:
+        def step(xb, yb):
+            return model.train_step(xb, yb, opt)
+    else:
+        def step(xb, yb):
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            project_(model)
+            return loss.detach()
     bar = Progress(epochs, desc)
     losses = []
     model.train()
     for _ in range(epochs):
         perm = torch.randperm(n, generator=generator).to(x.device)
-        total = torch.zeros((), device=x.device)
-        for s in range(steps):
-            idx = perm[s * batch_size:(s + 1) * batch_size]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            project_(model)
-            total += loss.detach() * idx.numel()
-        losses.append(float(total) / n)
+        step_losses = [step(xb, yb) for xb, yb in zip(x[perm].split(batch_size), y[perm].split(batch_size),
+                                                      strict=True)]
+        losses.append(float(torch.stack(step_losses).to(weights.dtype) @ weights))
         bar.update(1, loss=losses[-1])
     bar.close()
     return losses

@@ -6,6 +6,13 @@
 Data as the seed library makes it: two noisy spirals (1000 train / 500 test points), divided by the ceiling of
 their largest coordinate and mapped affinely into [−1.57, 1.57]² (inside atan's range (−π/2, π/2)).
 Writes ``results.json``, ``loss.png`` and ``regions.png`` into ``--out``.
+
+``--impl`` picks what trains (the same data, order and optimizer for all):
+    fused-step  FlatMLP.train_step: forward, cross-entropy, backward in one C++ op, no autograd engine (default)
+    flat        FlatMLP (hidden parameters in one tensor, fused kernels) with autograd
+    module      bregman_kernels.nn.BregmanMLP with autograd (fused hidden stack when it applies, see --backend)
+    bregmanet   the seed library's eager MLP (pip install bregmanet), for comparisons
+The default, auto, is fused-step where it can run (C++ extension built, --backend auto, narrow widths), else module.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from . import common
 
 VALUE_RANGE = (-1.57, 1.57)
 QUICK = {"epochs": 100}
+IMPLS = ("auto", "fused-step", "flat", "module", "bregmanet")
 
 
 def make_spirals(num_samples: int, generator: torch.Generator, value_range=VALUE_RANGE):
@@ -46,6 +54,46 @@ def build_model(version: str, depth: int, activation: str, backend: str, init: s
 
     return common.call_with_backend(BregmanMLP, backend, activation=activation, version=version,
                                     hidden_dim=[2] * depth, input_dim=2, output_dim=2, init=init, weight_norm=False)
+
+
+def _bregmanet_mlp(version: str, depth: int, activation: str):
+    try:
+        import numpy
+
+        if not hasattr(numpy, "Inf"):
+            numpy.Inf = numpy.inf  # bregmanet 1.0 uses the alias numpy 2 removed
+        import bregmanet
+    except ImportError as e:
+        raise RuntimeError(f"--impl bregmanet needs the seed library (pip install bregmanet): {e}") from e
+    return bregmanet.MLP(activation=activation, version=version, hidden_dim=[2] * depth, input_dim=2, output_dim=2)
+
+
+def why_no_fused_step(model, backend: str, device: torch.device) -> str | None:
+    """None when FlatMLP.train_step can train ``model`` (a BregmanMLP) on ``device``, else why not."""
+    from .. import fused_mlp
+
+    if backend != "auto":
+        return f"--backend {backend} asks for the layer-by-layer elementwise kernels"
+    if max(model.num_neurons) > fused_mlp.MAX_WIDTH:
+        return f"a hidden layer is wider than {fused_mlp.MAX_WIDTH}"
+    return fused_mlp._why_no_kernel("cpu") or (device.type != "cpu" and fused_mlp._why_no_kernel(device.type)) or None
+
+
+def make_model(impl: str, version: str, depth: int, activation: str, backend: str, device: torch.device):
+    """(model on ``device``, the implementation that trains it) for ``--impl impl`` ("auto" resolved)."""
+    if impl == "bregmanet":
+        return _bregmanet_mlp(version, depth, activation).to(device), impl
+    model = build_model(version, depth, activation, backend).to(device)
+    if impl in ("auto", "fused-step", "flat"):
+        why = why_no_fused_step(model, backend, device)
+        if why is None:
+            from ..fused_mlp_flat import FlatMLP
+
+            return FlatMLP.from_model(model), "fused-step" if impl == "auto" else impl
+        if impl != "auto":
+            raise RuntimeError(f"--impl {impl} cannot run: {why}")
+        print(f"the fused training step cannot run ({why}): training the module")
+    return model, "module"
 
 
 @torch.no_grad()
@@ -99,6 +147,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--train-size", type=int, default=1000)
     p.add_argument("--test-size", type=int, default=500)
+    p.add_argument("--impl", choices=IMPLS, default="auto",
+                   help="what trains: auto (default: fused-step where it runs, else module), fused-step, flat, module, "
+                        "bregmanet (the seed library)")
     common.add_toy_job_args(p, activation="atan", out="runs/two_spiral")
     args = p.parse_args(argv)
     if args.epochs is None:
@@ -123,14 +174,17 @@ def main(argv=None) -> dict:
         for version in args.versions:
             name = f"{version}-{args.activation}-{depth}"
             torch.manual_seed(args.seed)
-            model = build_model(version, depth, args.activation, args.backend).to(device)
+            model, impl = make_model(args.impl, version, depth, args.activation, args.backend, device)
             t0 = time.perf_counter()
             losses = common.fit_classifier(model, x_train, y_train, epochs=args.epochs, lr=args.lr,
                                            batch_size=args.batch_size, desc=f"{name:>20}",
-                                           generator=torch.Generator().manual_seed(args.seed + 1))
+                                           generator=torch.Generator().manual_seed(args.seed + 1),
+                                           fused_step=impl == "fused-step")
             seconds = time.perf_counter() - t0
-            run = {"name": name, "version": version, "depth": depth, "parameters": common.count_parameters(model),
-                   "hidden_layers": common.mlp_path(model, x_train[:args.batch_size]),
+            path = {"fused-step": "fused", "flat": "fused", "bregmanet": "layer by layer"}.get(impl) or \
+                common.mlp_path(model, x_train[:args.batch_size])
+            run = {"name": name, "version": version, "depth": depth, "impl": impl,
+                   "parameters": common.count_parameters(model), "hidden_layers": path,
                    "train_accuracy": common.accuracy(model, x_train, y_train),
                    "test_accuracy": common.accuracy(model, x_test, y_test),
                    "final_train_loss": losses[-1], "seconds": round(seconds, 2), "train_loss": losses}

@@ -21,6 +21,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "mlp_flat.h"
 #include "mlp_kernels.h"
 
 namespace bregman_kernels::mlp {
@@ -277,6 +278,8 @@ Plan<T> plan_flat(const char* op, const at::Tensor& x, const at::Tensor& params,
   return pl;
 }
 
+}  // namespace
+
 std::tuple<at::Tensor, at::Tensor> mlp_flat_fwd_cpu(const at::Tensor& x, const at::Tensor& params,
                                                     at::IntArrayRef widths, at::IntArrayRef r_layers, int64_t mode,
                                                     int64_t act, double param, double lo, double hi) {
@@ -303,6 +306,8 @@ std::tuple<at::Tensor, at::Tensor> mlp_flat_bwd_cpu(const at::Tensor& grad, cons
   });
   return {gx, gp};
 }
+
+namespace {
 
 // Autograd of mlp_flat_fwd in C++ (no Python on the step's hot path): saves (x, hs, params), the backward is the
 // mlp_flat_bwd op (itself dispatched: traceable by torch.compile).
