@@ -51,28 +51,14 @@ struct Ops<at::vec::Vectorized<T>> {
   using S = T;
   using M = V;
   static V c(double v) { return V(static_cast<T>(v)); }
-  static V select(const V& m, const V& a, const V& b) {
-#if defined(CPU_CAPABILITY_AVX512)
-    // (m & a) | (~m & b) in one instruction (m is all-ones or all-zeros per lane)
-    const __m512i r = _mm512_ternarylogic_epi32(cast_i(m), cast_i(a), cast_i(b), 0xCA);
-    if constexpr (std::is_same_v<T, float>) return _mm512_castsi512_ps(r);
-    else return _mm512_castsi512_pd(r);
-#else
-    return V::blendv(b, a, m);
-#endif
-  }
+  // a blend on the comparison's mask: the compiler folds compare → vector → mask back into one mask register
+  static V select(const V& m, const V& a, const V& b) { return V::blendv(b, a, m); }
   static V lor(const V& a, const V& b) { return a | b; }
   static V neg(const V& a) { return a.neg(); }
   static V abs(const V& a) { return a.abs(); }
   static V sqrt(const V& a) { return a.sqrt(); }
   // |a| with the sign bit of s
   static V copysign(const V& a, const V& s) { return a.abs() | (s & V(static_cast<T>(-0.0))); }
-#if defined(CPU_CAPABILITY_AVX512)
-  static __m512i cast_i(const V& v) {
-    if constexpr (std::is_same_v<T, float>) return _mm512_castps_si512(v);
-    else return _mm512_castpd_si512(v);
-  }
-#endif
   // e = e^a, em = e^a − 1 for a ≤ 0
   static void exp_expm1(const V& a, V& e, V& em) {
 #ifdef BM_SLEEF_F

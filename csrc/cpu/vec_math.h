@@ -39,15 +39,7 @@ inline Vf frexp(const Vf& x, Vf& e) {
 }
 #endif
 
-// m ? a : b per lane (m all-ones or all-zeros per lane)
-inline Vf sel(const Vf& m, const Vf& a, const Vf& b) {
-#if defined(CPU_CAPABILITY_AVX512)
-  return _mm512_castsi512_ps(
-      _mm512_ternarylogic_epi32(_mm512_castps_si512(m), _mm512_castps_si512(a), _mm512_castps_si512(b), 0xCA));
-#else
-  return Vf::blendv(b, a, m);
-#endif
-}
+inline Vf sel(const Vf& m, const Vf& a, const Vf& b) { return Vf::blendv(b, a, m); }
 
 // x = n·ln2 + r, |r| ≤ ln2/2 (Cody–Waite, ln2 = C1 + C2 with C1 exact in 9 bits); returns r, sets n
 inline Vf reduce(const Vf& x, Vf& n) {
