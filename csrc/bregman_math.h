@@ -82,6 +82,12 @@ struct ScalarOps : ScalarFns {
   static BM_HD T c(double v) { return static_cast<T>(v); }
   static BM_HD T select(bool m, T a, T b) { return m ? a : b; }
   static BM_HD bool lor(bool a, bool b) { return a || b; }
+  // comparisons (false when either side is NaN)
+  static BM_HD bool lt(T a, T b) { return a < b; }
+  static BM_HD bool gt(T a, T b) { return a > b; }
+  static BM_HD bool le(T a, T b) { return a <= b; }
+  static BM_HD bool ge(T a, T b) { return a >= b; }
+  static BM_HD bool eq(T a, T b) { return a == b; }
   static BM_HD T neg(T a) { return -a; }
 };
 template <>
@@ -96,9 +102,9 @@ struct Ops<double> : ScalarOps<double> {};
 
 // max(a, b) / min(a, b) for a constant b, written as selects so NaN propagates (torch.clamp_min / clamp_max)
 template <class V>
-BM_HD V clamp_min(V a, V b) { BM_OPS; return O::select(a < b, b, a); }
+BM_HD V clamp_min(V a, V b) { BM_OPS; return O::select(O::lt(a, b), b, a); }
 template <class V>
-BM_HD V clamp_max(V a, V b) { BM_OPS; return O::select(a > b, b, a); }
+BM_HD V clamp_max(V a, V b) { BM_OPS; return O::select(O::gt(a, b), b, a); }
 
 // torch.rsqrt: 1/√a
 template <class V>
@@ -106,7 +112,7 @@ BM_HD V rsqrt(V a) { BM_OPS; return C(1.0) / O::sqrt(a); }
 
 // sign(v) ∈ {−1, 0, 1}; NaN stays NaN
 template <class V>
-BM_HD V sign(V v) { BM_OPS; return O::select(v > C(0.0), C(1.0), O::select(v < C(0.0), C(-1.0), v)); }
+BM_HD V sign(V v) { BM_OPS; return O::select(O::gt(v, C(0.0)), C(1.0), O::select(O::lt(v, C(0.0)), C(-1.0), v)); }
 
 // 1/√(1 + u²) without overflowing u²: for |u| > 1, (1/|u|) / √(1 + 1/u²)
 template <class V>
@@ -114,7 +120,7 @@ BM_HD V inv_hypot1(V u) {
   BM_OPS;
   V a = O::abs(u);
   V r = C(1.0) / clamp_min(a, C(1.0));
-  return O::select(a > C(1.0), r * rsqrt(C(1.0) + r * r), rsqrt(C(1.0) + a * a));
+  return O::select(O::gt(a, C(1.0)), r * rsqrt(C(1.0) + r * r), rsqrt(C(1.0) + a * a));
 }
 
 // A − t for scaled_tanh's A: (A_HI − t) + A_LO in float (A_HI − t exact near the bound), plainly in double
@@ -148,10 +154,10 @@ BM_HD V dtanh(V u, double b) {
 template <class V>
 BM_HD V logit(V z) {
   BM_OPS;
-  auto lower = z < C(0.25);
+  auto lower = O::lt(z, C(0.25));
   V w = (C(2.0) * z - C(1.0)) / (C(1.0) - z);
   V v = O::select(lower, z / (C(1.0) - z), C(1.0) + w);
-  V corr = O::select(O::lor(lower, w == C(INFINITY)), C(0.0), ((v - C(1.0)) - w) / v);
+  V corr = O::select(O::lor(lower, O::eq(w, C(INFINITY))), C(0.0), ((v - C(1.0)) - w) / v);
   return O::log(v) - corr;
 }
 
@@ -169,7 +175,7 @@ template <class V>
 BM_HD V asinh_stable(V u) {
   BM_OPS;
   V a = O::abs(u);
-  auto big = a > C(67108864.0);
+  auto big = O::gt(a, C(67108864.0));
   V big_y = O::copysign(O::log(a) + C(kLn2), u);
   return O::select(big, big_y, O::asinh(O::select(big, C(0.0), u)));
 }
@@ -179,7 +185,7 @@ template <class V>
 BM_HD V isru(V u) {
   BM_OPS;
   V r = C(1.0) / clamp_min(O::abs(u), C(1.0));
-  return O::select(O::abs(u) > C(1.0), O::copysign(rsqrt(C(1.0) + r * r), u), u * rsqrt(C(1.0) + u * u));
+  return O::select(O::gt(O::abs(u), C(1.0)), O::copysign(rsqrt(C(1.0) + r * r), u), u * rsqrt(C(1.0) + u * u));
 }
 
 // bent identity (u + h)/2 for u ≥ 0, 1/(2(h − u)) for u < 0 (no cancellation), h = √(u² + 1)
@@ -187,7 +193,7 @@ template <class V>
 BM_HD V bent(V u) {
   BM_OPS;
   V h = C(1.0) / inv_hypot1(u);
-  return O::select(u >= C(0.0), C(0.5) * (u + h), C(0.5) / (h - u));
+  return O::select(O::ge(u, C(0.0)), C(0.5) * (u + h), C(0.5) / (h - u));
 }
 
 // ---- ρ⁻¹, ρ, ρ', (ρ⁻¹)' per activation (asinh has its own joint formulas below); p = softplus β ------------
@@ -243,7 +249,7 @@ BM_HD V drho(V u, V p) {
     return r * r * r;
   } else if constexpr (ACT == SOFTPLUS) return sigmoid(p * u);
   // ρ'(u) = (1 + u/h)/2 = (1 + isru(u))/2 for u ≥ 0;  ρ(u)/h for u < 0 (no cancellation)
-  else return O::select(u >= C(0.0), C(0.5) * (C(1.0) + isru(u)), bent(u) * inv_hypot1(u));
+  else return O::select(O::ge(u, C(0.0)), C(0.5) * (C(1.0) + isru(u)), bent(u) * inv_hypot1(u));
 }
 
 template <int ACT, class V>
@@ -273,7 +279,7 @@ BM_HD void asinh_big(V x, V z, V& m, V& su, V& L) {
   BM_OPS;
   m = O::abs(z);
   V s = sign(z);
-  V xe = O::select(O::abs(x) == C(INFINITY), x, x * O::exp(O::neg(m)));
+  V xe = O::select(O::eq(O::abs(x), C(INFINITY)), x, x * O::exp(O::neg(m)));
   V w = C(1.0) + C(2.0) * s * xe;
   su = s * sign(w);
   L = m - C(kLn2) + O::log(O::abs(w));
@@ -286,10 +292,10 @@ BM_HD V asinh_fwd(V x, V z) {
   asinh_big(x, z, m, su, L);
   // y = sign(u)·asinh(e^L);  asinh(e^L) = L + log(1 + √(1 + e^{−2L})) for L > 0, else asinh(e^L) directly
   V Lp = clamp_min(L, C(0.0));
-  V big = su * O::select(L > C(0.0), L + O::log(C(1.0) + O::sqrt(C(1.0) + O::exp(C(-2.0) * Lp))),
+  V big = su * O::select(O::gt(L, C(0.0)), L + O::log(C(1.0) + O::sqrt(C(1.0) + O::exp(C(-2.0) * Lp))),
                          O::asinh(O::exp(L)));
   V small = asinh_stable(x + O::sinh(clamp_max(clamp_min(z, C(-kAsinhBig)), C(kAsinhBig))));
-  return O::select(m > C(kAsinhBig), big, small);
+  return O::select(O::gt(m, C(kAsinhBig)), big, small);
 }
 
 // ρ'(u) = 1/√(1 + u²);  ∂y/∂z = cosh(z)·ρ'(u)
@@ -302,13 +308,13 @@ BM_HD void asinh_bwd(V x, V z, V& d, V& dz) {
   V q = O::exp(C(-2.0) * Lp);
   // L > 0: ρ'(u) = e^{−L}/√(1 + e^{−2L});  cosh(z)·ρ'(u) = e^{m−ln2−L}/√(1 + e^{−2L})
   // L ≤ 0: ρ'(u) = 1/√(1 + e^{2L});         cosh(z)·ρ'(u) = e^{m−ln2}·ρ'(u)
-  V d_big = O::select(L > C(0.0), O::exp(O::neg(Lp)) * rsqrt(C(1.0) + q), rsqrt(C(1.0) + O::exp(C(2.0) * Ln)));
-  V dz_big = O::select(L > C(0.0), O::exp(m - C(kLn2) - L) * rsqrt(C(1.0) + q), O::exp(m - C(kLn2)) * d_big);
+  V d_big = O::select(O::gt(L, C(0.0)), O::exp(O::neg(Lp)) * rsqrt(C(1.0) + q), rsqrt(C(1.0) + O::exp(C(2.0) * Ln)));
+  V dz_big = O::select(O::gt(L, C(0.0)), O::exp(m - C(kLn2) - L) * rsqrt(C(1.0) + q), O::exp(m - C(kLn2)) * d_big);
   V zs = clamp_max(clamp_min(z, C(-kAsinhBig)), C(kAsinhBig));
   V d_small = inv_hypot1(x + O::sinh(zs));
   V dz_small = O::cosh(zs) * d_small;
-  d = O::select(m > C(kAsinhBig), d_big, d_small);
-  dz = O::select(m > C(kAsinhBig), dz_big, dz_small);
+  d = O::select(O::gt(m, C(kAsinhBig)), d_big, d_small);
+  dz = O::select(O::gt(m, C(kAsinhBig)), dz_big, dz_small);
 }
 
 // ---- tanh, scaled_tanh: no logarithm, no cancellation, one division ------------------------------------------
@@ -333,8 +339,8 @@ BM_HD void tanh_joint(V x, V z, V& y, V& dx, V& dz) {
   V ope = C(1.0) + e;
   V ome = O::neg(ehm) * (eh + C(1.0));
   V aope = a * ope;
-  auto same = z * x >= C(0.0);
-  V diff = O::select(aope + ome < ope, ome - aope, oma * ope - C(2.0) * e);
+  auto same = O::ge(z * x, C(0.0));
+  V diff = O::select(O::lt(aope + ome, ope), ome - aope, oma * ope - C(2.0) * e);
   V num = O::select(same, O::copysign(aope, z) + O::copysign(ome, x), O::copysign(C(1.0), x) * diff);
   V D = O::select(same, ope + a * ome, oma * ope + C(2.0) * a * e);
   y = SCALED ? C(A) * (num / D) : num / D;
@@ -358,8 +364,8 @@ BM_HD void softplus_joint(V x, V z, V p, V& y, V& dx, V& dz) {
   V xz = x + z;
   V st = p * xz;
   V E = O::exp(O::neg(O::abs(st)));
-  auto low = st <= C(0.0);
-  auto logp = O::lor(low, c <= E);  // β·y = log1p(q)
+  auto low = O::le(st, C(0.0));
+  auto logp = O::lor(low, O::le(c, E));  // β·y = log1p(q)
   V q = O::select(low, E * c, c / E);
   V v = O::select(logp, C(1.0) + q, c + E);
   V corr = O::select(logp, ((v - C(1.0)) - q) / v, C(0.0));
@@ -379,7 +385,7 @@ template <class V>
 BM_HD void sigmoid_joint(V x, V z, V& y, V& dz, V& dx) {
   BM_OPS;
   // t = th², th = e^{−|x|/2}: products with th twice stay normal where t alone would be subnormal (|x| > 87)
-  auto pos = x >= C(0.0);
+  auto pos = O::ge(x, C(0.0));
   V th = O::exp(C(-0.5) * O::abs(x));
   V t = th * th;
   V omz = C(1.0) - z;
@@ -394,7 +400,7 @@ BM_HD void sigmoid_joint(V x, V z, V& y, V& dz, V& dx) {
 
 // zc = clamp(z, lo, hi) with NaN passing through; an infinite bound never clamps
 template <class V>
-BM_HD V clamp(V z, V lo, V hi) { BM_OPS; return O::select(z < lo, lo, O::select(z > hi, hi, z)); }
+BM_HD V clamp(V z, V lo, V hi) { BM_OPS; return O::select(O::lt(z, lo), lo, O::select(O::gt(z, hi), hi, z)); }
 
 // y = ρ(x + ρ⁻¹(zc))
 template <int ACT, class V>
@@ -441,9 +447,9 @@ BM_HD void backward(V g, V x, V z, V lo, V hi, V p, V& gx, V& gz) {
     d = drho<ACT>(x + iv, p);
     dz = d * dinv<ACT>(zc, iv, p);
   }
-  auto zero = g == C(0.0);
+  auto zero = O::eq(g, C(0.0));
   gx = O::select(zero, C(0.0), g * d);
-  gz = O::select(O::lor(zero, O::lor(z < lo, z > hi)), C(0.0), g * dz);
+  gz = O::select(O::lor(zero, O::lor(O::lt(z, lo), O::gt(z, hi))), C(0.0), g * dz);
 }
 
 #undef C

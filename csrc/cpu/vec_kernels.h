@@ -44,16 +44,41 @@ inline namespace BM_CAPABILITY {
 #define BM_VEC_FN_INLINE(fn) BM_VEC_FN(fn)
 #endif
 
-// Primitives on a SIMD vector; comparisons give all-ones lanes, select is a blend.
+// Primitives on a SIMD vector; comparisons give a mask (mask register or all-ones lanes), select is a blend.
 template <class T>
 struct Ops<at::vec::Vectorized<T>> {
   using V = at::vec::Vectorized<T>;
   using S = T;
-  using M = V;
   static V c(double v) { return V(static_cast<T>(v)); }
-  // a blend on the comparison's mask: the compiler folds compare → vector → mask back into one mask register
+#if defined(CPU_CAPABILITY_AVX512)
+  // masks in mask registers: a compare writes one, a blend reads it (no vector of all-ones lanes in between)
+  using M = std::conditional_t<std::is_same_v<T, float>, __mmask16, __mmask8>;
+  template <int P>
+  static M cmp(const V& a, const V& b) {
+    if constexpr (std::is_same_v<T, float>) return _mm512_cmp_ps_mask(a, b, P);
+    else return _mm512_cmp_pd_mask(a, b, P);
+  }
+  static V select(M m, const V& a, const V& b) {
+    if constexpr (std::is_same_v<T, float>) return _mm512_mask_blend_ps(m, b, a);
+    else return _mm512_mask_blend_pd(m, b, a);
+  }
+  static M lor(M a, M b) { return static_cast<M>(a | b); }
+  static M lt(const V& a, const V& b) { return cmp<_CMP_LT_OQ>(a, b); }
+  static M gt(const V& a, const V& b) { return cmp<_CMP_GT_OQ>(a, b); }
+  static M le(const V& a, const V& b) { return cmp<_CMP_LE_OQ>(a, b); }
+  static M ge(const V& a, const V& b) { return cmp<_CMP_GE_OQ>(a, b); }
+  static M eq(const V& a, const V& b) { return cmp<_CMP_EQ_OQ>(a, b); }
+#else
+  // masks are all-ones lanes of a vector; the blend reads them
+  using M = V;
   static V select(const V& m, const V& a, const V& b) { return V::blendv(b, a, m); }
   static V lor(const V& a, const V& b) { return a | b; }
+  static M lt(const V& a, const V& b) { return a < b; }
+  static M gt(const V& a, const V& b) { return a > b; }
+  static M le(const V& a, const V& b) { return a <= b; }
+  static M ge(const V& a, const V& b) { return a >= b; }
+  static M eq(const V& a, const V& b) { return a == b; }
+#endif
   static V neg(const V& a) { return a.neg(); }
   static V abs(const V& a) { return a.abs(); }
   static V sqrt(const V& a) { return a.sqrt(); }

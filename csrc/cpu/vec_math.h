@@ -39,7 +39,25 @@ inline Vf frexp(const Vf& x, Vf& e) {
 }
 #endif
 
-inline Vf sel(const Vf& m, const Vf& a, const Vf& b) { return Vf::blendv(b, a, m); }
+// Comparisons and selects. AVX-512: masks live in mask registers (a compare writes one, a blend reads it);
+// AVX2: all-ones lanes of a vector (the blend reads the sign bits). Ordered predicates (false on NaN) except ne.
+#if defined(CPU_CAPABILITY_AVX512)
+using Mf = __mmask16;
+inline Mf lt(const Vf& a, const Vf& b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+inline Mf gt(const Vf& a, const Vf& b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+inline Mf eq(const Vf& a, const Vf& b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+inline Mf ne(const Vf& a, const Vf& b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
+inline Vf sel(Mf m, const Vf& a, const Vf& b) { return _mm512_mask_blend_ps(m, b, a); }
+inline bool any(Mf m) { return m != 0; }
+#else
+using Mf = Vf;
+inline Mf lt(const Vf& a, const Vf& b) { return a < b; }
+inline Mf gt(const Vf& a, const Vf& b) { return a > b; }
+inline Mf eq(const Vf& a, const Vf& b) { return a == b; }
+inline Mf ne(const Vf& a, const Vf& b) { return a != b; }
+inline Vf sel(const Mf& m, const Vf& a, const Vf& b) { return Vf::blendv(b, a, m); }
+inline bool any(const Mf& m) { return m.zero_mask() != (1 << Vf::size()) - 1; }
+#endif
 
 // x = n·ln2 + r, |r| ≤ ln2/2 (Cody–Waite, ln2 = C1 + C2 with C1 exact in 9 bits); returns r, sets n
 inline Vf reduce(const Vf& x, Vf& n) {
@@ -65,47 +83,48 @@ constexpr float kExpLo = -87.33654022216797f;  // e^x < FLT_MIN below
 
 // e^x = 2^n·(1 + p(r)), 2^n applied in two halves so that n ∈ [−126, 128] never leaves the normal range
 inline Vf exp(const Vf& x) {
-  Vf xc = sel(x > Vf(kExpHi), Vf(kExpHi), sel(x < Vf(kExpLo), Vf(kExpLo), x));
+  Vf xc = sel(gt(x, Vf(kExpHi)), Vf(kExpHi), sel(lt(x, Vf(kExpLo)), Vf(kExpLo), x));
   Vf n;
   Vf p = expm1_poly(reduce(xc, n)) + Vf(1.0f);
   Vf n1 = (n * Vf(0.5f)).floor();
   Vf y = p * pow2i(n1) * pow2i(n - n1);
-  return sel(x > Vf(kExpHi), Vf(INFINITY), sel(x < Vf(kExpLo), Vf(0.0f), y));
+  return sel(gt(x, Vf(kExpHi)), Vf(INFINITY), sel(lt(x, Vf(kExpLo)), Vf(0.0f), y));
 }
 
 // e^x − 1 = p(r) for n = 0, else 2^n·p(r) + (2^n − 1); −1 below −17.33 (e^x < 2^-25), inf above kExpHi
 inline Vf expm1(const Vf& x) {
-  Vf xc = sel(x > Vf(kExpHi), Vf(kExpHi), sel(x < Vf(-18.0f), Vf(-18.0f), x));
+  Vf xc = sel(gt(x, Vf(kExpHi)), Vf(kExpHi), sel(lt(x, Vf(-18.0f)), Vf(-18.0f), x));
   Vf n;
   Vf p = expm1_poly(reduce(xc, n));
   Vf n1 = (n * Vf(0.5f)).floor();
   Vf s1 = pow2i(n1), s2 = pow2i(n - n1);
   Vf t = s1 * s2;
   // n ≤ 127: t = 2^n exact, t − 1 exact to float; n = 128 (x near kExpHi): (p + 1)·2^64·2^64 − 1
-  Vf y = sel(n > Vf(127.0f), (p + Vf(1.0f)) * s1 * s2 - Vf(1.0f), at::vec::fmadd(t, p, t - Vf(1.0f)));
-  y = sel(n == Vf(0.0f), p, y);
-  return sel(x > Vf(kExpHi), Vf(INFINITY), sel(x < Vf(-18.0f), Vf(-1.0f), y));
+  Vf y = sel(gt(n, Vf(127.0f)), (p + Vf(1.0f)) * s1 * s2 - Vf(1.0f), at::vec::fmadd(t, p, t - Vf(1.0f)));
+  y = sel(eq(n, Vf(0.0f)), p, y);
+  return sel(gt(x, Vf(kExpHi)), Vf(INFINITY), sel(lt(x, Vf(-18.0f)), Vf(-1.0f), y));
 }
 
 // e^x and e^x − 1 for x ≤ 0 from one reduction: with t = 2^n (normal for x ≥ kExpLo), e^x = t + t·p(r) and
 // e^x − 1 = t·p(r) + (t − 1) (t − 1 exact for n ≥ −24, ≈ −1 below); e^x = 0 below kExpLo, NaN stays NaN
 inline void exp_expm1(const Vf& x, Vf& e, Vf& em) {
-  Vf xc = sel(x < Vf(kExpLo), Vf(kExpLo), x);
+  Vf xc = sel(lt(x, Vf(kExpLo)), Vf(kExpLo), x);
   Vf n;
   Vf p = expm1_poly(reduce(xc, n));
   Vf t = pow2i(n);
-  e = sel(x < Vf(kExpLo), Vf(0.0f), at::vec::fmadd(t, p, t));
+  e = sel(lt(x, Vf(kExpLo)), Vf(0.0f), at::vec::fmadd(t, p, t));
   em = at::vec::fmadd(t, p, t - Vf(1.0f));
 }
 
 // log x = e·ln2 + log(1 + f), x = 2^e·(1 + f), 1 + f ∈ [√½, √2); log(1 + f) = f − f²/2 + f³·P(f) (Cephes logf)
 inline Vf log(const Vf& x) {
   const Vf tiny(1.17549435e-38f);
-  Vf xs = sel(x < tiny, x * Vf(8388608.0f), x);  // subnormals: scale by 2^23
+  const Mf sub = lt(x, tiny);
+  Vf xs = sel(sub, x * Vf(8388608.0f), x);  // subnormals: scale by 2^23
   Vf e;
   Vf m = frexp(xs, e);
-  e = sel(x < tiny, e - Vf(23.0f), e);
-  Vf small = m < Vf(0.707106781186547524f);
+  e = sel(sub, e - Vf(23.0f), e);
+  const Mf small = lt(m, Vf(0.707106781186547524f));
   Vf f = sel(small, m + m - Vf(1.0f), m - Vf(1.0f));
   e = sel(small, e - Vf(1.0f), e);
   Vf z = f * f;
@@ -123,17 +142,17 @@ inline Vf log(const Vf& x) {
   y = at::vec::fmadd(z, Vf(-0.5f), y);
   Vf r = at::vec::fmadd(e, Vf(0.693359375f), f + y);
   // log(+inf) = inf, log(0) = −inf, log(x < 0) = NaN, NaN stays NaN
-  r = sel(x == Vf(INFINITY), x, r);
-  r = sel(x == Vf(0.0f), Vf(-INFINITY), r);
-  return sel(x < Vf(0.0f), Vf(NAN), sel(x != x, x, r));
+  r = sel(eq(x, Vf(INFINITY)), x, r);
+  r = sel(eq(x, Vf(0.0f)), Vf(-INFINITY), r);
+  return sel(lt(x, Vf(0.0f)), Vf(NAN), sel(ne(x, x), x, r));
 }
 
 // log1p(w) = log(u) − ((u − 1) − w)/u with u = fl(1 + w): the correction restores the rounding error of 1 + w
 inline Vf log1p(const Vf& w) {
   Vf u = w + Vf(1.0f);
   Vf r = log(u) - ((u - Vf(1.0f)) - w) / u;
-  r = sel(u == Vf(0.0f), Vf(-INFINITY), r);
-  return sel(w == Vf(INFINITY), w, r);
+  r = sel(eq(u, Vf(0.0f)), Vf(-INFINITY), r);
+  return sel(eq(w, Vf(INFINITY)), w, r);
 }
 
 // tanh(u): |u| < 0.625: u + u³·P(u²); else sign(u)·(1 − 2/(e^{2|u|} + 1)) (Cephes tanhf)
@@ -147,7 +166,7 @@ inline Vf tanh(const Vf& u) {
   p = at::vec::fmadd(p, z, Vf(1.33314422036e-1f));
   p = at::vec::fmadd(p, z, Vf(-3.33332819422e-1f));
   Vf small = at::vec::fmadd(p * z, u, u);
-  return sel(a < Vf(0.625f), small, big.abs() | (u & Vf(-0.0f)));
+  return sel(lt(a, Vf(0.625f)), small, big.abs() | (u & Vf(-0.0f)));
 }
 
 // tan z for |z| ≤ π/2: |z| ≤ π/4: z + z³·P(z²) (Cephes tanf); else cot(r) = 1/r − r·Q(r²) (Taylor to r¹³,
@@ -155,13 +174,10 @@ inline Vf tanh(const Vf& u) {
 // (Sterbenz), r and 1/r carried to ~double-float accuracy (within one ulp, like Sleef's u10). One division. Callers with larger |z| use Sleef (any_beyond_pio2 is the check).
 constexpr float kPio2Hi = 1.57079637050628662109375f;  // fp32(π/2) > π/2
 constexpr float kPio2Lo = -4.37113900018624283e-8f;    // π/2 − kPio2Hi
-inline bool any_beyond_pio2(const Vf& z) {
-  const Vf m = z.abs() > Vf(kPio2Hi);
-  return m.zero_mask() != (1 << Vf::size()) - 1;
-}
+inline bool any_beyond_pio2(const Vf& z) { return any(gt(z.abs(), Vf(kPio2Hi))); }
 inline Vf tan_pio2(const Vf& z) {
   Vf a = z.abs();
-  Vf big = a > Vf(0.785398163397448f);
+  const Mf big = gt(a, Vf(0.785398163397448f));
   Vf rh = Vf(kPio2Hi) - a;
   Vf r = sel(big, rh + Vf(kPio2Lo), a);
   Vf rl = Vf(kPio2Lo) - (r - rh);  // r + rl = π/2 − |z| to ~2^-48 (fast two-sum, |rh| ≥ |PIO2_LO| on big lanes)
@@ -191,8 +207,8 @@ inline Vf tan_pio2(const Vf& z) {
 // w + w³·P(w²) for |w| ≤ tan(π/8) (Cephes atanf), the multiple of π/4 added in two parts last. One division.
 inline Vf atan(const Vf& u) {
   Vf a = u.abs();
-  Vf hi = a > Vf(2.414213562373095f);
-  Vf mid = a > Vf(0.4142135623730950f);
+  const Mf hi = gt(a, Vf(2.414213562373095f));
+  const Mf mid = gt(a, Vf(0.4142135623730950f));
   Vf w = sel(hi, Vf(-1.0f), sel(mid, a - Vf(1.0f), a)) / sel(hi, a, sel(mid, a + Vf(1.0f), Vf(1.0f)));
   Vf k = sel(hi, Vf(2.0f), sel(mid, Vf(1.0f), Vf(0.0f)));  // result = k·π/4 + atan(w)
   Vf z = w * w;

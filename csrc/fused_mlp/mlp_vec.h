@@ -36,7 +36,7 @@ using Vec = at::vec::Vectorized<T>;
 template <int ACT, class V>
 inline V plain_drho(const V& u, const V& p) {
   using O = bm::Ops<V>;
-  if constexpr (ACT == kPlainRelu) return O::select(u > O::c(0.0), O::c(1.0), O::c(0.0));
+  if constexpr (ACT == kPlainRelu) return O::select(O::gt(u, O::c(0.0)), O::c(1.0), O::c(0.0));
   else if constexpr (ACT == bm::ASINH) return bm::inv_hypot1(u);
   else return bm::drho<ACT>(u, p);
 }
