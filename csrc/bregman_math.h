@@ -1,7 +1,8 @@
 // Per-element math of the Bregman activation y = ρ(x + ρ⁻¹(clamp(z, lo, hi))), shared by the CPU and CUDA kernels.
 //
 // Mirrors bregman_kernels/backends/eager.py formula by formula (same stable forms, same branch thresholds, same
-// operand order). Every function is a template over a value type V: a scalar (float for fp16/bf16/fp32 inputs,
+// operand order), except sigmoid, tanh, scaled_tanh and softplus: joint forms of the whole composition below
+// (docs/math.md, "Fused forms"). Every function is a template over a value type V: a scalar (float for fp16/bf16/fp32 inputs,
 // double for fp64) or a SIMD vector; Ops<V> supplies the primitives (constants, select, exp, log, ...). Branches
 // are selects: both sides are evaluated, NaN propagates (no fmin/fmax clamps), and the unselected side never
 // reaches a product. Notation, per element:
