@@ -101,9 +101,11 @@ def machine_section(machine: dict, when: str) -> list[str]:
     if loads:
         lines.append("- 1-minute load average: " + ", ".join(f"{v:.1f} at {w}" for w, v in loads))
         cores = bkm.get("cpu_count") or 1
-        if max(v for _, v in loads) > 0.5 * cores + 0.5:
-            lines += ["", f"**Taken on a loaded machine** (load average above half of the {cores} cores): other "
-                          "processes competed for the CPU, so times are noisy and medians are reported."]
+        # others' load: all of it before the run, beyond the benchmark's own threads at its end
+        own = {"start": 0, "end": bkm.get("torch_threads") or 1}
+        if max(v - own[w] for w, v in loads) > 0.5 * cores + 0.5:
+            lines += ["", f"**Taken on a loaded machine** (load average of other processes above half of the {cores} "
+                          "cores): they competed for the CPU, so times are noisy and medians are reported."]
     return lines + [""]
 
 

@@ -73,3 +73,16 @@ def test_report_renders(tmp_path):
     assert "| fwd-tanh-float32-small | 2.00× | 4.00× |" in md  # compiled, bk-cpp over the composite
     assert "loaded machine" in md
     assert "| op fwd float32 small | bk-cpp | 4.00× | 2.00× |" in md
+
+
+def test_report_load_verdict_discounts_own_threads():
+    """A run's own torch threads raise the load average at its end; only other processes' load flags the report."""
+    from benchmarks import report
+
+    def section(start, end, threads=2):
+        bkm = {"cpu_count": 2, "torch_threads": threads, "load_avg_start": [start, 0, 0], "load_avg_end": [end, 0, 0]}
+        return "\n".join(report.machine_section({"bregman_kernels": bkm}, "now"))
+
+    assert "loaded machine" not in section(0.3, 2.2)
+    assert "loaded machine" in section(0.3, 4.5)
+    assert "loaded machine" in section(2.0, 2.0)
