@@ -236,10 +236,19 @@ def test_activation_module():
     ({"hidden_dim": [0]}, "positive integers"),
     ({"fused": "yes"}, "fused must be"),
     ({"backend": "cudnn"}, "unknown backend 'cudnn'"),
+    ({"init": "randon"}, "init must be one of"),
 ])
 def test_constructor_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BregmanMLP("tanh", input_dim=3, **{"hidden_dim": [4], **kwargs})
+
+
+def test_init_zero_is_bregmanets_fallback():
+    """init='zero' builds what bregmanet builds for any unrecognised init string: zero hidden layers, identity
+    output."""
+    m = BregmanMLP("tanh", input_dim=3, hidden_dim=[3, 3], output_dim=3, init="zero")
+    assert all(float(lin.weight.abs().sum()) == 0 for lin in m.lin)
+    torch.testing.assert_close(m.output.weight.detach(), torch.eye(3))
 
 
 def test_accepts_an_activation_object():

@@ -13,13 +13,19 @@ from .layers import SimplexLinear, WeightNormLinear
 VERSIONS = ("bregman", "euclidean", "standard")
 
 
+INITS = ("random", "rand", "deterministic", "zero")
+
+
 def _init_types(version: str, init: str) -> tuple[str, str]:
-    """(hidden, output) initialisation, as bregmanet's ``parameter_initialization``."""
+    """(hidden, output) initialisation, as bregmanet's ``parameter_initialization``; 'zero' names its fallback
+    (zero hidden layers, identity output), which bregmanet gives any other string."""
     if init in ("random", "rand"):
         return "rand", "rand"
     if init == "deterministic":
         return ("identity", "uniform") if version == "standard" else ("zero", "uniform")
-    return "zero", "identity"
+    if init == "zero":
+        return "zero", "identity"
+    raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
 
 def _linear(n_in: int, n_out: int, init: str, weight_norm: bool = False) -> nn.Module:
@@ -50,8 +56,9 @@ class BregmanMLP(nn.Module):
     ρ is ``activation`` ('relu' is the smooth bent identity in the Bregman version and the true ReLU otherwise).
 
     Args: activation; version ('bregman', 'euclidean', 'standard'); hidden_dim (list of widths; default
-    [input_dim]); input_dim; output_dim; init ('random' or 'deterministic'); weight_norm (weight-normalised hidden
-    layers, keys ``weight_g``/``weight_v``); backend (of the fused op); eps (clamp margin, bregmanet's 1e-5);
+    [input_dim]); input_dim; output_dim; init ('random', 'deterministic' or 'zero', bregmanet's fallback; other
+    strings raise); weight_norm (weight-normalised hidden layers, keys ``weight_g``/``weight_v``); backend (of
+    the fused op); eps (clamp margin, bregmanet's 1e-5);
     fused ("auto": all hidden layers in one fused kernel forward and backward when every hidden width is at most
     ``fused_mlp.MAX_WIDTH``, the dtype is fp32/fp64 and ``backend`` is "auto"; True forces it, False turns it off;
     see :mod:`bregman_kernels.fused_mlp`).
