@@ -12,6 +12,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 
@@ -24,6 +25,8 @@ SCALED_TANH_B = 0.6666
 # In fp32, A − z near the bound needs A beyond fp32: A = A_HI + A_LO with A_HI = fp32(A) (A_HI − z is exact).
 SCALED_TANH_A_HI32 = struct.unpack("f", struct.pack("f", SCALED_TANH_A))[0]
 SCALED_TANH_A_LO32 = SCALED_TANH_A - SCALED_TANH_A_HI32
+# in fp64 too A is not a double: A = SCALED_TANH_A + A_LO64 (the decimal 1.7159 minus its double, exactly)
+SCALED_TANH_A_LO64 = float(Fraction("1.7159") - Fraction(SCALED_TANH_A))
 # bregmanet's β for a bare "softplus".
 SOFTPLUS_DEFAULT_BETA = 1000.0
 

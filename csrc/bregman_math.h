@@ -38,6 +38,8 @@ constexpr double kScaledTanhB = 0.6666;
 // In float, A − z near the bound needs A beyond float: A = A_HI + A_LO with A_HI = float(A) (A_HI − z is exact).
 constexpr double kScaledTanhAHi32 = static_cast<double>(static_cast<float>(kScaledTanhA));
 constexpr double kScaledTanhALo32 = kScaledTanhA - kScaledTanhAHi32;
+// In double, A = kScaledTanhA + A_LO64 (the decimal 1.7159 minus its double; activations.SCALED_TANH_A_LO64).
+constexpr double kScaledTanhALo64 = 1.9184653865522706e-17;
 constexpr double kLn2 = 0.69314718055994530942;
 constexpr double kAsinhBig = 20.0;  // beyond |z| > 20, sinh(z) = sign(z)·e^|z|/2 to e^-40 relative
 
@@ -124,11 +126,11 @@ BM_HD V inv_hypot1(V u) {
   return O::select(O::gt(a, C(1.0)), r * rsqrt(C(1.0) + r * r), rsqrt(C(1.0) + a * a));
 }
 
-// A − t for scaled_tanh's A: (A_HI − t) + A_LO in float (A_HI − t exact near the bound), plainly in double
+// A − t for scaled_tanh's A: (A_HI − t) + A_LO, A_HI the compute type's A (A_HI − t exact near the bound)
 template <class V>
 BM_HD V a_minus(V t) {
   BM_OPS;
-  if constexpr (std::is_same_v<typename O::S, double>) return C(kScaledTanhA) - t;
+  if constexpr (std::is_same_v<typename O::S, double>) return (C(kScaledTanhA) - t) + C(kScaledTanhALo64);
   else return (C(kScaledTanhAHi32) - t) + C(kScaledTanhALo32);
 }
 

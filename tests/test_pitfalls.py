@@ -135,6 +135,9 @@ def test_whole_domain_transcendentals(backend, device):
     _assert_ref(backend, device, "sigmoid", [-90.0, 100.0, -95.0], [0.99999, 1e-5, 0.9], rtol=4e-6)
     _assert_ref(backend, device, "tanh", [-50.0, 45.0], [0.99999, -0.99999], rtol=4e-6)
     _assert_ref(backend, device, "scaled_tanh", [-75.0], [1.7158], rtol=4e-6)
+    # fp64 near the bound: A − |z| with the decimal A = 1.7159 (not its double) to full precision
+    _assert_ref(backend, device, "scaled_tanh", [0.0, -5.0, 2.0], [1.71589, 1.7158899, -1.7158899], dtype=F64,
+                rtol=1e-13)
     _assert_ref(backend, device, "asinh", [2e19, 1e30, -2e19, 3e38], [0.0, 0.0, 1.0, -5.0], rtol=4e-6)
 
 

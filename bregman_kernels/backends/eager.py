@@ -36,9 +36,9 @@ def _inv_hypot1(u):
 
 
 def _a_minus(t):
-    # A − t for scaled_tanh's A, as (A_HI − t) + A_LO in fp32 (A_HI − t exact near the bound), plainly in fp64
+    # A − t for scaled_tanh's A as (A_HI − t) + A_LO, A_HI the compute type's A (A_HI − t exact near the bound)
     if t.dtype == torch.float64:
-        return A.SCALED_TANH_A - t
+        return (A.SCALED_TANH_A - t) + A.SCALED_TANH_A_LO64
     return (A.SCALED_TANH_A_HI32 - t) + A.SCALED_TANH_A_LO32
 
 

@@ -44,6 +44,7 @@ RELU: tl.constexpr = tl.constexpr(8)
 ST_A: tl.constexpr = tl.constexpr(1.7159)  # scaled_tanh(u) = A·tanh(B·u)
 ST_A_HI: tl.constexpr = tl.constexpr(1.71589994430542)  # fp32(A); A = A_HI + A_LO (activations.py)
 ST_A_LO: tl.constexpr = tl.constexpr(5.5694580058940346e-08)
+ST_A_LO64: tl.constexpr = tl.constexpr(1.9184653865522706e-17)  # A − fp64(A)
 ST_B: tl.constexpr = tl.constexpr(0.6666)
 ASINH_BIG: tl.constexpr = tl.constexpr(20.0)  # eager._ASINH_BIG
 
@@ -61,9 +62,9 @@ def _inv_hypot1(u):
 
 @triton.jit
 def _st_a_minus(t, FP64: tl.constexpr):
-    # A − t for scaled_tanh's A: plainly in fp64, (A_HI − t) + A_LO in fp32 (A_HI − t exact near the bound)
+    # A − t for scaled_tanh's A as (A_HI − t) + A_LO, A_HI the compute type's A (A_HI − t exact near the bound)
     if FP64:
-        return -t + ST_A
+        return (-t + ST_A) + ST_A_LO64
     else:
         return (-t + ST_A_HI) + ST_A_LO
 
