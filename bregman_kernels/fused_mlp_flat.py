@@ -52,6 +52,9 @@ def _fake_bwd(grad, x, hs, params, widths, offset_layers, mode, act, param, lo, 
 
 
 def _fake_ce_grad(x, target, params, out_w, out_b, widths, offset_layers, mode, act, param, lo, hi):
+    devices = {t.device for t in (x, target, params, out_w, out_b)}
+    if len(devices) > 1:  # a meta tensor among CPU ones dispatches here: no kernel checks it
+        raise RuntimeError(f"mlp_flat_ce_grad: all tensors must be on one device, got {sorted(map(str, devices))}")
     return x.new_empty(()), params.new_empty(params.shape), out_w.new_empty(out_w.shape), out_b.new_empty(out_b.shape)
 
 

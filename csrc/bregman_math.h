@@ -91,6 +91,7 @@ struct ScalarOps : ScalarFns {
   static BM_HD bool le(T a, T b) { return a <= b; }
   static BM_HD bool ge(T a, T b) { return a >= b; }
   static BM_HD bool eq(T a, T b) { return a == b; }
+  static BM_HD bool any(bool m) { return m; }
   static BM_HD T neg(T a) { return -a; }
 };
 template <>
@@ -102,6 +103,13 @@ struct Ops<double> : ScalarOps<double> {};
 #define C(v) O::c(v)
 
 // ---- shared pieces ----------------------------------------------------------------------------------------------
+
+// smallest normal number of the compute type
+template <class V>
+BM_HD V tiny() {
+  BM_OPS;
+  return std::is_same_v<typename O::S, double> ? C(2.2250738585072014e-308) : C(1.17549435082228751e-38);
+}
 
 // max(a, b) / min(a, b) for a constant b, written as selects so NaN propagates (torch.clamp_min / clamp_max)
 template <class V>
@@ -282,7 +290,8 @@ BM_HD void asinh_big(V x, V z, V& m, V& su, V& L) {
   BM_OPS;
   m = O::abs(z);
   V s = sign(z);
-  V xe = O::select(O::eq(O::abs(x), C(INFINITY)), x, x * O::exp(O::neg(m)));
+  V eh = O::exp(C(-0.5) * m);  // x·e^{−m} as (x·e^{−m/2})·e^{−m/2}: no underflow of e^{−m} for m up to ~2·87
+  V xe = O::select(O::eq(O::abs(x), C(INFINITY)), x, (x * eh) * eh);
   V w = C(1.0) + C(2.0) * s * xe;
   su = s * sign(w);
   L = m - C(kLn2) + O::log(O::abs(w));
@@ -360,10 +369,13 @@ BM_HD void tanh_joint(V x, V z, V& y, V& dx, V& dz) {
 //   s + t > 0, c > E:   βu > 0:              y = x + z + log(c + E)/β (= u + log1p(e^{−βu})/β)
 // (∂y/∂x = σ(βu), ∂y/∂z = σ(βu)/c). Every sum is of positive terms; one logarithm serves the three cases, log1p(q)
 // as log(v) − ((v − 1) − q)/v with v = fl(1 + q) (the correction restores the rounding error of 1 + q).
+// Returns false, computing nothing, where c is subnormal or 0 in some lane (βz below the smallest normal: eps = 0
+// or a tiny β): the case test c ≤ E and 1/(c + E) need c normal; the caller then uses the plain composition.
 template <class V>
-BM_HD void softplus_joint(V x, V z, V p, V& y, V& dx, V& dz) {
+BM_HD bool softplus_joint(V x, V z, V p, V& y, V& dx, V& dz) {
   BM_OPS;
   V c = O::neg(O::expm1(O::neg(p) * z));
+  if (O::any(O::lt(c, tiny<V>()))) return false;
   V xz = x + z;
   V st = p * xz;
   V E = O::exp(O::neg(O::abs(st)));
@@ -377,6 +389,7 @@ BM_HD void softplus_joint(V x, V z, V p, V& y, V& dx, V& dz) {
   V r = C(1.0) / O::select(low, C(1.0) + E * c, c + E);
   dx = O::select(low, E * c, c) * r;
   dz = O::select(low, E, C(1.0)) * r;
+  return true;
 }
 
 // ---- sigmoid: one exponential, no logarithm --------------------------------------------------------------------
@@ -384,9 +397,12 @@ BM_HD void softplus_joint(V x, V z, V p, V& y, V& dx, V& dz) {
 // D = z·t + (1 − z) (x < 0), both ≥ min(z, 1 − z) > 0:  y = z/D or z·t/D;  ∂y/∂z = t/D² (= σ'(u)·(ρ⁻¹)'(z));
 // ∂y/∂x = σ'(u) = z(1 − z)·t/D². Every term is positive (no cancellation) and bounded (no overflow), and the
 // error does not grow with |u| as it does through u = x + logit(z).
+// Returns false, computing nothing, where z is subnormal or 0 in some lane (eps = 0): D and D² lose their
+// precision or underflow there; the caller then uses the plain composition.
 template <class V>
-BM_HD void sigmoid_joint(V x, V z, V& y, V& dz, V& dx) {
+BM_HD bool sigmoid_joint(V x, V z, V& y, V& dz, V& dx) {
   BM_OPS;
+  if (O::any(O::lt(z, tiny<V>()))) return false;
   // t = th², th = e^{−|x|/2}: products with th twice stay normal where t alone would be subnormal (|x| > 87)
   auto pos = O::ge(x, C(0.0));
   V th = O::exp(C(-0.5) * O::abs(x));
@@ -397,6 +413,7 @@ BM_HD void sigmoid_joint(V x, V z, V& y, V& dz, V& dx) {
   V q = th / D;
   dz = q * q;
   dx = z * omz * dz;
+  return true;
 }
 
 // ---- forward / backward of one element (or one vector of elements) ----------------------------------------------
@@ -411,19 +428,18 @@ BM_HD V forward(V x, V z, V lo, V hi, V p) {
   V zc = clamp(z, lo, hi);
   if constexpr (ACT == ASINH) {
     return asinh_fwd(x, zc);
-  } else if constexpr (ACT == SIGMOID) {
-    V y, dz, dx;
-    sigmoid_joint(x, zc, y, dz, dx);
-    return y;
   } else if constexpr (ACT == TANH || ACT == SCALED_TANH) {
     V y, dx, dz;
     tanh_joint<ACT == SCALED_TANH>(x, zc, y, dx, dz);
     return y;
-  } else if constexpr (ACT == SOFTPLUS) {
-    V y, dx, dz;
-    softplus_joint(x, zc, p, y, dx, dz);
-    return y;
   } else {
+    if constexpr (ACT == SIGMOID || ACT == SOFTPLUS) {
+      V y, dx, dz;
+      bool joint;
+      if constexpr (ACT == SIGMOID) joint = sigmoid_joint(x, zc, y, dz, dx);
+      else joint = softplus_joint(x, zc, p, y, dx, dz);
+      if (joint) return y;
+    }
     return rho<ACT>(x + inv<ACT>(zc, p), p);
   }
 }
@@ -436,19 +452,21 @@ BM_HD void backward(V g, V x, V z, V lo, V hi, V p, V& gx, V& gz) {
   V d, dz;
   if constexpr (ACT == ASINH) {
     asinh_bwd(x, zc, d, dz);
-  } else if constexpr (ACT == SIGMOID) {
-    V y;
-    sigmoid_joint(x, zc, y, dz, d);
   } else if constexpr (ACT == TANH || ACT == SCALED_TANH) {
     V y;
     tanh_joint<ACT == SCALED_TANH>(x, zc, y, d, dz);
-  } else if constexpr (ACT == SOFTPLUS) {
-    V y;
-    softplus_joint(x, zc, p, y, d, dz);
   } else {
-    V iv = inv<ACT>(zc, p);
-    d = drho<ACT>(x + iv, p);
-    dz = d * dinv<ACT>(zc, iv, p);
+    bool joint = false;
+    if constexpr (ACT == SIGMOID || ACT == SOFTPLUS) {
+      V y;
+      if constexpr (ACT == SIGMOID) joint = sigmoid_joint(x, zc, y, dz, d);
+      else joint = softplus_joint(x, zc, p, y, d, dz);
+    }
+    if (!joint) {
+      V iv = inv<ACT>(zc, p);
+      d = drho<ACT>(x + iv, p);
+      dz = d * dinv<ACT>(zc, iv, p);
+    }
   }
   auto zero = O::eq(g, C(0.0));
   gx = O::select(zero, C(0.0), g * d);

@@ -103,6 +103,16 @@ def test_layouts_bitwise_equal_contiguous(capability, name, dtype):
         assert y.data_ptr() not in (xs.data_ptr(), zs.data_ptr())
 
 
+def test_tan_at_the_fp32_pole(capability):
+    """fp32(π/2) > π/2: tan there is negative, tan(−fp32(π/2)) positive (raw op with bounds at ±fp32(π/2))."""
+    p = 1.5707963705062866  # fp32(π/2)
+    x, z = torch.zeros(19), torch.tensor([p, -p] * 9 + [-p])
+    got = torch.ops.bregman_kernels.fused_fwd(x, z, A.ATAN, 0.0, -p, p)
+    want = torch.ops.bregman_kernels.eager_fwd(x, z, A.ATAN, 0.0, -p, p)
+    torch.testing.assert_close(got, want, rtol=2e-7, atol=0)
+    assert (got.sign() == -z.sign()).all()
+
+
 def test_empty_and_scalar():
     act = bk.get_activation("tanh")
     for shape in [(0,), (3, 0, 2), ()]:

@@ -143,3 +143,12 @@ def test_gpu_train_step_matches_cpu():
         torch.testing.assert_close(loss_g.cpu(), cpu.train_step(x, y, opt_c), rtol=1e-10, atol=1e-12)
     for a, b in zip(gpu.parameters(), cpu.parameters(), strict=True):
         torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-11)
+
+
+def test_mixed_devices_raise():
+    """A meta tensor among CPU ones dispatches to the fake implementation; it must refuse, not return garbage."""
+    net = BregmanMLP("atan", input_dim=2, hidden_dim=[2, 2], output_dim=2)
+    flat = FlatMLP.from_model(net)
+    x, y = torch.randn(4, 2), torch.tensor([0, 1, 1, 0])
+    with pytest.raises(RuntimeError, match="one device"):
+        flat.train_step(x, y.to("meta"))

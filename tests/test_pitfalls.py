@@ -14,21 +14,21 @@ F32, F64 = torch.float32, torch.float64
 INF = math.inf
 
 
-def _eval(backend, device, name, xs, zs, dtype, g=None):
+def _eval(backend, device, name, xs, zs, dtype, g=None, eps=EPS):
     x = torch.tensor(xs, dtype=dtype, device=device, requires_grad=True)
     z = torch.tensor(zs, dtype=dtype, device=device, requires_grad=True)
-    y = bk.bregman_activation(x, z, name, eps=EPS, backend=backend)
+    y = bk.bregman_activation(x, z, name, eps=eps, backend=backend)
     g = torch.ones_like(y) if g is None else torch.tensor(g, dtype=dtype, device=device)
     gx, gz = torch.autograd.grad(y, (x, z), g)
     return y.detach().cpu().double(), gx.cpu().double(), gz.cpu().double()
 
 
-def _assert_ref(backend, device, name, xs, zs, dtype=F32, rtol=2e-6, atol=None):
+def _assert_ref(backend, device, name, xs, zs, dtype=F32, rtol=2e-6, atol=None, eps=EPS):
     """Values and gradients within rtol of the 50-digit reference (atol: the dtype's smallest normal)."""
     atol = torch.finfo(dtype).tiny if atol is None else atol
     act = bk.get_activation(name)
-    lo, hi = act.bounds(EPS, dtype)
-    got = _eval(backend, device, name, xs, zs, dtype)
+    lo, hi = act.bounds(eps, dtype)
+    got = _eval(backend, device, name, xs, zs, dtype, eps=eps)
     xs_d = torch.tensor(xs, dtype=dtype).double().tolist()
     zs_d = torch.tensor(zs, dtype=dtype).double().tolist()
     for i, (x, z) in enumerate(zip(xs_d, zs_d)):
@@ -183,3 +183,22 @@ def test_double_backward_raises(backend, device):
     (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="double backward"):
         g.square().sum().backward()
+
+
+@pytest.mark.parametrize("backend,device", CASES, ids=IDS)
+def test_eps_zero_subnormal_bounds(backend, device):
+    """eps = 0: the lower bound of sigmoid and softplus is the smallest subnormal, so z = 0 is clamped to it; the
+    joint forms (which need a normal z, resp. c = 1 − e^{−βz}) must give way to the plain composition there. And
+    an exponential flushed to 0 (e^{−87.5}, e^{−89}) must not pick the wrong branch."""
+    for dtype in (F32, F64):
+        _assert_ref(backend, device, "softplus", [1.0, -3.0], [0.0, 0.0], dtype=dtype, eps=0.0, rtol=4e-6)
+        _assert_ref(backend, device, "sigmoid", [100.0, 89.0, -5.0], [0.0, 0.0, 0.0], dtype=dtype, eps=0.0,
+                    rtol=4e-6)
+    _assert_ref(backend, device, "softplus1", [87.5], [0.0], eps=0.0, rtol=4e-6)
+    # β·z underflows in fp32 here (the true y is 0.038): no NaN from 0/0, the eager contract's answer
+    got = _eval(backend, device, "softplus1e-30", [1e32, 3e38], [0.0, 0.0], F32, eps=0.0)
+    want = _eval("eager", "cpu", "softplus1e-30", [1e32, 3e38], [0.0, 0.0], F32, eps=0.0)
+    for g, w in zip(got, want, strict=True):
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, w)
+    _assert_ref(backend, device, "asinh", [-3e38, 1e37], [89.0, 88.0], rtol=4e-6)

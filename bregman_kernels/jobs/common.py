@@ -45,7 +45,11 @@ def pick_device(name: str) -> torch.device:
     """``"auto"`` → the current CUDA device when one exists, else CPU; anything else is passed to torch."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: torch sees no CUDA GPU here (torch {torch.__version__}, "
+                         f"CUDA build {torch.version.cuda}); use --device cpu or auto")
+    return device
 
 
 def environment() -> dict:

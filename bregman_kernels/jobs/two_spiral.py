@@ -1,6 +1,6 @@
 """Two-spiral job: standard vs Bregman MLPs of width 2 at several depths (the paper's toy experiment).
 
-    python -m bregman_kernels.jobs.two_spiral --quick            # a few minutes on a laptop CPU
+    python -m bregman_kernels.jobs.two_spiral --quick            # a few seconds on a laptop CPU
     python -m bregman_kernels.jobs.two_spiral                    # the seed's settings: SGD 1e-2, batch 16, 500 epochs
 
 Data as the seed library makes it: two noisy spirals (1000 train / 500 test points), divided by the ceiling of

@@ -14,6 +14,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <string>
 #include <tuple>
@@ -63,7 +64,13 @@ const KernelTable* initial_table() {
   std::string aten = at::get_cpu_capability();
   for (auto& ch : aten) ch = static_cast<char>(std::tolower(ch));
   caps.push_back(aten);
-  if (const char* env = std::getenv("BREGMAN_KERNELS_CPU_CAPABILITY")) caps.emplace_back(env);
+  if (const char* env = std::getenv("BREGMAN_KERNELS_CPU_CAPABILITY")) {
+    std::string cap(env);
+    for (auto& ch : cap) ch = static_cast<char>(std::tolower(ch));
+    if (cap != "default" && cap != "avx2" && cap.rfind("avx512", 0) != 0)
+      TORCH_WARN("BREGMAN_KERNELS_CPU_CAPABILITY=", env, " is not one of default, avx2, avx512: using default");
+    caps.push_back(cap);
+  }
   for (const KernelTable* t : usable_tables()) {
     bool allowed = true;
     for (const std::string& cap : caps) {

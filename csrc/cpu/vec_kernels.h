@@ -68,6 +68,7 @@ struct Ops<at::vec::Vectorized<T>> {
   static M le(const V& a, const V& b) { return cmp<_CMP_LE_OQ>(a, b); }
   static M ge(const V& a, const V& b) { return cmp<_CMP_GE_OQ>(a, b); }
   static M eq(const V& a, const V& b) { return cmp<_CMP_EQ_OQ>(a, b); }
+  static bool any(M m) { return m != 0; }
 #else
   // masks are all-ones lanes of a vector; the blend reads them
   using M = V;
@@ -78,6 +79,7 @@ struct Ops<at::vec::Vectorized<T>> {
   static M le(const V& a, const V& b) { return a <= b; }
   static M ge(const V& a, const V& b) { return a >= b; }
   static M eq(const V& a, const V& b) { return a == b; }
+  static bool any(const M& m) { return m.zero_mask() != (1 << V::size()) - 1; }
 #endif
   static V neg(const V& a) { return a.neg(); }
   static V abs(const V& a) { return a.abs(); }

@@ -200,7 +200,7 @@ inline Vf tan_pio2(const Vf& z) {
   Vf e = at::vec::fmadd(rl.neg(), inv, at::vec::fmadd(inv.neg(), r, Vf(1.0f)));
   Vf cot = inv + at::vec::fmadd(inv, e, (q * r).neg());
   Vf t = sel(big, cot, at::vec::fmadd(p * w, r, r));
-  return t | (z & Vf(-0.0f));
+  return t ^ (z & Vf(-0.0f));  // odd in z (t < 0 for fp32(π/2) > π/2: a flip, not an or)
 }
 
 // atan u: |u| > tan(3π/8): π/2 + atan(−1/|u|); |u| > tan(π/8): π/4 + atan((|u| − 1)/(|u| + 1)); then

@@ -46,7 +46,11 @@ const Table* pick_table() {
   std::string aten = at::get_cpu_capability();
   for (auto& ch : aten) ch = static_cast<char>(std::tolower(ch));
   int cap = rank(aten);
-  if (const char* env = std::getenv("BREGMAN_KERNELS_CPU_CAPABILITY")) cap = std::min(cap, rank(env));
+  if (const char* env = std::getenv("BREGMAN_KERNELS_CPU_CAPABILITY")) {
+    std::string s(env);
+    for (auto& ch : s) ch = static_cast<char>(std::tolower(ch));
+    cap = std::min(cap, rank(s));
+  }
   for (const Table* t : {table_avx512(), table_avx2(), table_default()})
     if (t != nullptr && cpu_has(t->name) && rank(t->name) <= cap) return t;
   return table_default();
