@@ -35,12 +35,13 @@ at::Tensor empty_like_cpu(at::IntArrayRef shape, at::ScalarType dtype, bool zero
   return t;
 }
 
-// The cross-entropy head for h (B, K) contiguous: writes gh (B, K) and adds into gw (C, K), gb (C); returns the
-// summed loss (in double).
+// The cross-entropy head for h (B, K) contiguous: writes gh (B, K), gw (C, K) and gb (C) (batch sums in double);
+// returns the summed loss (in double).
 template <class T>
 double ce_head(const T* h, int64_t B, int64_t K, const T* w, const T* b, int64_t C, const int64_t* target,
                int64_t st, T* gh, T* gw, T* gb) {
   std::vector<T> z(C);
+  std::vector<double> agw(C * K, 0.0), agb(C, 0.0);  // ∂W, ∂b summed over the batch in double
   const T inv_b = T(1) / static_cast<T>(B);
   double total = 0.0;
   for (int64_t n = 0; n < B; ++n) {
@@ -64,13 +65,15 @@ double ce_head(const T* h, int64_t B, int64_t K, const T* w, const T* b, int64_t
     for (int64_t k = 0; k < K; ++k) ghn[k] = 0;
     for (int64_t c = 0; c < C; ++c) {
       const T d = (std::exp(z[c] - m) / s - (c == t ? T(1) : T(0))) * inv_b;
-      gb[c] += d;
+      agb[c] += static_cast<double>(d);
       for (int64_t k = 0; k < K; ++k) {
-        gw[c * K + k] += d * hn[k];
+        agw[c * K + k] += static_cast<double>(d) * static_cast<double>(hn[k]);
         ghn[k] += d * w[c * K + k];
       }
     }
   }
+  for (int64_t i = 0; i < C * K; ++i) gw[i] = static_cast<T>(agw[i]);
+  for (int64_t c = 0; c < C; ++c) gb[c] = static_cast<T>(agb[c]);
   return total;
 }
 
