@@ -59,6 +59,15 @@ inline Vf sel(const Mf& m, const Vf& a, const Vf& b) { return Vf::blendv(b, a, m
 inline bool any(const Mf& m) { return m.zero_mask() != (1 << Vf::size()) - 1; }
 #endif
 
+// c_n·x^n + … + c_1·x + c_0 by Horner's rule, coefficients from the highest: horner(x, c_n, …, c_0)
+inline Vf horner_acc(const Vf& acc, const Vf&) { return acc; }
+template <class... Cs>
+inline Vf horner_acc(const Vf& acc, const Vf& x, float c, Cs... rest) {
+  return horner_acc(at::vec::fmadd(acc, x, Vf(c)), x, rest...);
+}
+template <class... Cs>
+inline Vf horner(const Vf& x, float top, Cs... rest) { return horner_acc(Vf(top), x, rest...); }
+
 // x = n·ln2 + r, |r| ≤ ln2/2 (Cody–Waite, ln2 = C1 + C2 with C1 exact in 9 bits); returns r, sets n
 inline Vf reduce(const Vf& x, Vf& n) {
   n = (x * Vf(1.44269504088896341f)).round();
@@ -68,13 +77,7 @@ inline Vf reduce(const Vf& x, Vf& n) {
 
 // e^r − 1 for |r| ≤ ln2/2: r + r²·(1/2! + r/3! + … + r⁶/8!) (Taylor, truncation < 2^-30 relative)
 inline Vf expm1_poly(const Vf& r) {
-  Vf q = Vf(1.0f / 40320);
-  q = at::vec::fmadd(q, r, Vf(1.0f / 5040));
-  q = at::vec::fmadd(q, r, Vf(1.0f / 720));
-  q = at::vec::fmadd(q, r, Vf(1.0f / 120));
-  q = at::vec::fmadd(q, r, Vf(1.0f / 24));
-  q = at::vec::fmadd(q, r, Vf(1.0f / 6));
-  q = at::vec::fmadd(q, r, Vf(0.5f));
+  Vf q = horner(r, 1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f);
   return at::vec::fmadd(q, r * r, r);
 }
 
@@ -128,15 +131,8 @@ inline Vf log(const Vf& x) {
   Vf f = sel(small, m + m - Vf(1.0f), m - Vf(1.0f));
   e = sel(small, e - Vf(1.0f), e);
   Vf z = f * f;
-  Vf y = Vf(7.0376836292e-2f);
-  y = at::vec::fmadd(y, f, Vf(-1.1514610310e-1f));
-  y = at::vec::fmadd(y, f, Vf(1.1676998740e-1f));
-  y = at::vec::fmadd(y, f, Vf(-1.2420140846e-1f));
-  y = at::vec::fmadd(y, f, Vf(1.4249322787e-1f));
-  y = at::vec::fmadd(y, f, Vf(-1.6668057665e-1f));
-  y = at::vec::fmadd(y, f, Vf(2.0000714765e-1f));
-  y = at::vec::fmadd(y, f, Vf(-2.4999993993e-1f));
-  y = at::vec::fmadd(y, f, Vf(3.3333331174e-1f));
+  Vf y = horner(f, 7.0376836292e-2f, -1.1514610310e-1f, 1.1676998740e-1f, -1.2420140846e-1f, 1.4249322787e-1f,
+                -1.6668057665e-1f, 2.0000714765e-1f, -2.4999993993e-1f, 3.3333331174e-1f);
   y = y * f * z;
   y = at::vec::fmadd(e, Vf(-2.12194440e-4f), y);
   y = at::vec::fmadd(z, Vf(-0.5f), y);
@@ -160,11 +156,7 @@ inline Vf tanh(const Vf& u) {
   Vf a = u.abs();
   Vf big = Vf(1.0f) - Vf(2.0f) / (exp(a + a) + Vf(1.0f));
   Vf z = u * u;
-  Vf p = Vf(-5.70498872745e-3f);
-  p = at::vec::fmadd(p, z, Vf(2.06390887954e-2f));
-  p = at::vec::fmadd(p, z, Vf(-5.37397155531e-2f));
-  p = at::vec::fmadd(p, z, Vf(1.33314422036e-1f));
-  p = at::vec::fmadd(p, z, Vf(-3.33332819422e-1f));
+  Vf p = horner(z, -5.70498872745e-3f, 2.06390887954e-2f, -5.37397155531e-2f, 1.33314422036e-1f, -3.33332819422e-1f);
   Vf small = at::vec::fmadd(p * z, u, u);
   return sel(lt(a, Vf(0.625f)), small, big.abs() | (u & Vf(-0.0f)));
 }
@@ -182,19 +174,11 @@ inline Vf tan_pio2(const Vf& z) {
   Vf r = sel(big, rh + Vf(kPio2Lo), a);
   Vf rl = Vf(kPio2Lo) - (r - rh);  // r + rl = π/2 − |z| to ~2^-48 (fast two-sum, |rh| ≥ |PIO2_LO| on big lanes)
   Vf w = r * r;
-  Vf p = Vf(9.38540185543e-3f);
-  p = at::vec::fmadd(p, w, Vf(3.11992232697e-3f));
-  p = at::vec::fmadd(p, w, Vf(2.44301354525e-2f));
-  p = at::vec::fmadd(p, w, Vf(5.34112807005e-2f));
-  p = at::vec::fmadd(p, w, Vf(1.33387994085e-1f));
-  p = at::vec::fmadd(p, w, Vf(3.33331568548e-1f));
-  Vf q = Vf(2.19259478518737778e-7f);
-  q = at::vec::fmadd(q, w, Vf(2.1644042808063972085e-6f));
-  q = at::vec::fmadd(q, w, Vf(2.1377799155576933355e-5f));
-  q = at::vec::fmadd(q, w, Vf(2.1164021164021164021e-4f));
-  q = at::vec::fmadd(q, w, Vf(2.1164021164021164021e-3f));
-  q = at::vec::fmadd(q, w, Vf(2.2222222222222222222e-2f));
-  q = at::vec::fmadd(q, w, Vf(3.3333333333333333333e-1f));
+  Vf p = horner(w, 9.38540185543e-3f, 3.11992232697e-3f, 2.44301354525e-2f, 5.34112807005e-2f, 1.33387994085e-1f,
+                3.33331568548e-1f);
+  Vf q = horner(w, 2.19259478518737778e-7f, 2.1644042808063972085e-6f, 2.1377799155576933355e-5f,
+                2.1164021164021164021e-4f, 2.1164021164021164021e-3f, 2.2222222222222222222e-2f,
+                3.3333333333333333333e-1f);
   // 1/(r + rl) = inv·(1 + e), e = (1 − inv·r) − rl·inv (the residual of the division, exact by fma, plus rl)
   Vf inv = Vf(1.0f) / sel(big, r, Vf(1.0f));
   Vf e = at::vec::fmadd(rl.neg(), inv, at::vec::fmadd(inv.neg(), r, Vf(1.0f)));
@@ -212,10 +196,7 @@ inline Vf atan(const Vf& u) {
   Vf w = sel(hi, Vf(-1.0f), sel(mid, a - Vf(1.0f), a)) / sel(hi, a, sel(mid, a + Vf(1.0f), Vf(1.0f)));
   Vf k = sel(hi, Vf(2.0f), sel(mid, Vf(1.0f), Vf(0.0f)));  // result = k·π/4 + atan(w)
   Vf z = w * w;
-  Vf p = Vf(8.05374449538e-2f);
-  p = at::vec::fmadd(p, z, Vf(-1.38776856032e-1f));
-  p = at::vec::fmadd(p, z, Vf(1.99777106478e-1f));
-  p = at::vec::fmadd(p, z, Vf(-3.33329491539e-1f));
+  Vf p = horner(z, 8.05374449538e-2f, -1.38776856032e-1f, 1.99777106478e-1f, -3.33329491539e-1f);
   Vf r = at::vec::fmadd(p * z, w, w);
   // π/4 = PIO4_HI + PIO4_LO
   r = at::vec::fmadd(k, Vf(-2.18556950009e-8f), r);
