@@ -93,6 +93,17 @@ def save_json(path: str | os.PathLike, obj: dict) -> Path:
     return path
 
 
+def write_results(out: Path, job: str, args, device: torch.device, runs: list, files: list, **extra) -> dict:
+    """Write ``out/results.json`` of a toy job — its flags (but ``--out``), ``extra`` fields, device, backend,
+    environment, runs and plot files — print where it went, and return it."""
+    result = {"job": job, "config": {k: v for k, v in vars(args).items() if k != "out"}, **extra,
+              "device": str(device), "backend": resolved_backend(args.backend, device), "environment": environment(),
+              "runs": runs, "plots": files}
+    path = save_json(out / "results.json", result)
+    print(f"wrote {path}" + "".join(f", {out / f}" for f in files))
+    return result
+
+
 def pyplot():
     """matplotlib.pyplot on the non-interactive Agg backend, or None (with a message) when matplotlib is absent."""
     try:

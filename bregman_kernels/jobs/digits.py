@@ -117,13 +117,8 @@ def main(argv=None) -> dict:
               f"{100 * run['test_accuracy']:6.2f}%  ({seconds:.0f} s)")
         runs.append(run)
     files = [] if args.no_plots else plot(runs, out)
-    result = {"job": "digits", "config": {k: v for k, v in vars(args).items() if k != "out"},
-              "train_size": int(tr.numel()), "test_size": int(te.numel()), "device": str(device),
-              "backend": common.resolved_backend(args.backend, device), "environment": common.environment(),
-              "runs": runs, "plots": files}
-    path = common.save_json(out / "results.json", result)
-    print(f"wrote {path}" + "".join(f", {out / f}" for f in files))
-    return result
+    return common.write_results(out, "digits", args, device, runs, files, train_size=int(tr.numel()),
+                                test_size=int(te.numel()))
 
 
 if __name__ == "__main__":

@@ -193,13 +193,7 @@ def main(argv=None) -> dict:
             runs.append(run)
             models.append(model)
     files = [] if args.no_plots else plot(runs, models, x_test, y_test, out)
-    result = {"job": "two_spiral", "config": {k: v for k, v in vars(args).items() if k != "out"},
-              "value_range": list(VALUE_RANGE), "device": str(device),
-              "backend": common.resolved_backend(args.backend, device), "environment": common.environment(),
-              "runs": runs, "plots": files}
-    path = common.save_json(out / "results.json", result)
-    print(f"wrote {path}" + "".join(f", {out / f}" for f in files))
-    return result
+    return common.write_results(out, "two_spiral", args, device, runs, files, value_range=list(VALUE_RANGE))
 
 
 if __name__ == "__main__":
