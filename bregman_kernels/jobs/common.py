@@ -93,6 +93,16 @@ def save_json(path: str | os.PathLike, obj: dict) -> Path:
     return path
 
 
+def start_job(args) -> tuple[Path, torch.device, torch.Generator]:
+    """A toy job's set-up from its flags: the output folder (created), the device, torch's thread count and the
+    seeded generator."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    set_threads(args.threads)
+    return out, device, seed_everything(args.seed)
+
+
 def write_results(out: Path, job: str, args, device: torch.device, runs: list, files: list, **extra) -> dict:
     """Write ``out/results.json`` of a toy job — its flags (but ``--out``), ``extra`` fields, device, backend,
     environment, runs and plot files — print where it went, and return it."""

@@ -88,11 +88,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = common.pick_device(args.device)
-    common.set_threads(args.threads)
-    gen = common.seed_everything(args.seed)
+    out, device, gen = common.start_job(args)
     images, labels = load_digits()
     x = scale_into_range(images, args.activation).to(device)
     y = labels.to(device)

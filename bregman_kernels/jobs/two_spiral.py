@@ -158,14 +158,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-    from pathlib import Path
-
     args = parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = common.pick_device(args.device)
-    common.set_threads(args.threads)
-    gen = common.seed_everything(args.seed)
+    out, device, gen = common.start_job(args)
     x_train, y_train = make_spirals(args.train_size, gen)
     x_test, y_test = make_spirals(args.test_size, gen)
     x_train, y_train, x_test, y_test = (t.to(device) for t in (x_train, y_train, x_test, y_test))
